@@ -55,6 +55,7 @@ ops += [f"{k}-{n}-keys" for n in (1, 10, 1000) for k in ("snapshot", "restore")]
 rust = {op: (criterion(op, "native"), criterion(op, "wasm")) for op in ops}
 cold = {fn: criterion("cold", fn) for fn in ("compile-wasm", "load-artifact", "instantiate-pre")}
 swap = {fn: criterion("swap-to-first-decision", fn) for fn in ("new-wasm", "cached-artifact")}
+via_host = {fn: criterion("policy-host", fn) for fn in ("select", "on-failure-429-rotate")}
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 mem = next((l.split(":", 1)[1].strip() for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
 pyver = sh("python3 -c 'import importlib.metadata as m; print(m.version(\"wasmtime\"))'")
@@ -89,6 +90,12 @@ w("\n`classify` cycles through all corpus cases (tests/corpus/*.jsonl); `on-fail
   "`call-429-then-200` a guest-driven call against an in-memory provider (rotate, then success); snapshots "
   "and restores (`engine.create` from the snapshot) are of a pool with every key in quota cooldown. "
   "A virtual clock moves an hour per iteration, so every iteration makes the same decision.\n")
+w("## A decision through `PolicyHost` (Rust host)\n")
+w("| operation | `Instance` (above) | `PolicyHost` | p10–p90 | iterations |\n|---|---|---|---|---|")
+for op, r in via_host.items():
+    w(f"| {op} | {fmt(rust[op][1]['median_ns'])} | {fmt(r['median_ns'])} | {spread(r)} | {r['iterations']} |")
+w("\n`PolicyHost` is what an application calls: it adds the lock and, after each call that can change "
+  "the state, the last-good snapshot a restart after a fault restores.\n")
 w("## Cold start and swap (Rust host)\n")
 w("| operation | median | p10–p90 | iterations |\n|---|---|---|---|")
 for name, r in [("compile .wasm (Component::new)", cold["compile-wasm"]),

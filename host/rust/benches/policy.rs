@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use failover_host::types as h;
-use failover_host::{ArtifactCache, Clock, Host, Policy, Transport, VirtualClock, DEFAULT_POLICY};
+use failover_host::{ArtifactCache, Clock, Host, Policy, PolicyHost, Transport, VirtualClock, DEFAULT_POLICY};
 use failover_policy::classify::{classify, Family};
 use failover_policy::types as n;
 use failover_policy::{Engine as NativeEngine, Env};
@@ -274,6 +274,24 @@ fn bench_decisions(c: &mut Criterion, policy: &Policy) {
             let ok = inst.call(&wengine, &wreq).expect("call").expect("the second key answers");
             assert_eq!(ok.attempts.len(), 2);
             black_box(ok)
+        })
+    });
+    g.finish();
+
+    // What an application calls: `PolicyHost` adds the lock and the last-good snapshot that a
+    // restart after a fault restores.
+    let hclock = VirtualClock::new(START_MS);
+    let make_host = {
+        let hclock = hclock.clone();
+        move || Host::new(FakeProvider { next_is_429: false }).with_clock(Clock::Virtual(hclock.clone())).with_seed(1)
+    };
+    let running = PolicyHost::start(Policy::load_default().expect("policy"), CHAIN, None, to_wit_creds(&creds), make_host).expect("start");
+    let mut g = c.benchmark_group("policy-host");
+    g.bench_function("select", |b| b.iter(|| black_box(running.select().expect("select").value.expect("route"))));
+    g.bench_function("on-failure-429-rotate", |b| {
+        b.iter(|| {
+            hclock.advance(HOUR_MS);
+            black_box(running.on_failure(&wprimary, &wrate, None).expect("on-failure"))
         })
     });
     g.finish();

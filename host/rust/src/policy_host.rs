@@ -151,11 +151,11 @@ impl PolicyHost {
     }
 
     pub fn select(&self) -> Result<Answer<Result<Route, NoRoute>>, Error> {
-        self.decide(|i, e| i.select(e), |_, why| Err(fault::no_route(why)))
+        self.decide(Mutates::Yes, |i, e| i.select(e), |_, why| Err(fault::no_route(why)))
     }
 
     pub fn start_call(&self) -> Result<Answer<Result<Start, FinalError>>, Error> {
-        self.decide(|i, e| i.start_call(e), |_, why| Err(fault::final_error(why)))
+        self.decide(Mutates::Yes, |i, e| i.start_call(e), |_, why| Err(fault::final_error(why)))
     }
 
     pub fn on_failure(
@@ -165,17 +165,19 @@ impl PolicyHost {
         progress: Option<&CallProgress>,
     ) -> Result<Answer<Action>, Error> {
         self.decide(
+            Mutates::Yes,
             |i, e| i.on_failure(e, route, failure, progress),
             |mode, why| fault::action(mode, route, failure, progress, why),
         )
     }
 
     pub fn on_success(&self, route: &Route) -> Result<Answer<()>, Error> {
-        self.decide(|i, e| i.on_success(e, route), |_, _| ())
+        self.decide(Mutates::Yes, |i, e| i.on_success(e, route), |_, _| ())
     }
 
     pub fn prepare(&self, route: &Route, request: &Request) -> Result<Answer<Result<Outbound, PrepareError>>, Error> {
         self.decide(
+            Mutates::No,
             |i, e| i.prepare(e, route, request),
             |_, why| Err(PrepareError { message: fault::final_error(why).message }),
         )
@@ -184,7 +186,7 @@ impl PolicyHost {
     /// The host's credentials changed; restarts and swaps use the new list too.
     pub fn set_credentials(&self, credentials: Vec<CredentialInfo>) -> Result<Answer<()>, Error> {
         self.lock().credentials = credentials.clone();
-        self.decide(|i, e| i.set_credentials(e, &credentials), |_, _| ())
+        self.decide(Mutates::Yes, |i, e| i.set_credentials(e, &credentials), |_, _| ())
     }
 
     /// Replaces the running policy with `policy`, restored from the current state and
@@ -225,6 +227,7 @@ impl PolicyHost {
     /// fails, `fallback` decides instead and the policy is restarted or replaced.
     fn decide<T>(
         &self,
+        mutates: Mutates,
         call: impl FnOnce(&mut Instance, &Engine) -> Result<T, Error>,
         fallback: impl FnOnce(fault::OnFault, &str) -> T,
     ) -> Result<Answer<T>, Error> {
@@ -245,9 +248,11 @@ impl PolicyHost {
                 return Ok(Answer { value: fallback(self.supervision.on_fault, &why), generation });
             }
         };
-        match live.instance.snapshot(&live.engine) {
-            Ok(state) => slot.last_good = state,
-            Err(e) => self.recover(slot, &e.to_string()),
+        if mutates == Mutates::Yes {
+            match live.instance.snapshot(&live.engine) {
+                Ok(state) => slot.last_good = state,
+                Err(e) => self.recover(slot, &e.to_string()),
+            }
         }
         Ok(Answer { value, generation })
     }
@@ -312,6 +317,14 @@ impl PolicyHost {
     fn lock_mut(&mut self) -> &mut Slot {
         self.slot.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether a call can change the engine's state (the guest takes `&mut self` for it): only
+/// then is the last good state taken again, since a snapshot costs as much as a decision.
+#[derive(Clone, Copy, PartialEq)]
+enum Mutates {
+    Yes,
+    No,
 }
 
 fn notice(events: &mut dyn EventSink, rule: &str, message: String) {
