@@ -7,6 +7,11 @@ exception would poison the instance); integers are range-checked in `types` befo
 Traps are explicit checks, not signals: wasmtime's trap signal handlers are process-wide, and a
 handler installed after them (`faulthandler.enable()`, as pytest and `-X faulthandler` do) turns
 a guest trap into "Fatal Python error: Illegal instruction" that kills the process.
+
+Calls go through `codec`: each export's type is read once per component and compiled into
+converters, and host imports are answered the same way; wasmtime-py's generic `Func.__call__`
+(which re-reads the type on every call) is used only for a function `codec` cannot compile, or
+for an Instance made with `compiled=False` (tests and benchmarks compare the two).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Callable, Optional, Protocol
 import wasmtime
 from wasmtime.component import Component, Linker, ResourceAny
 
+from . import codec
 from . import types as t
 from .limits import EpochTicker, Limits
 from .types import (Action, CallFailure, CallSuccess, CallProgress, CheckReport, Classified,
@@ -47,6 +53,9 @@ _TICKER = EpochTicker(_ENGINE)
 _NO_DEADLINE = 1 << 40
 _COMPILED: dict[str, Component] = {}
 _COMPILED_LOCK = threading.Lock()
+# Compiled converters per component (keyed by id; the entry keeps the component alive): the
+# exports' by name, and the imports' by name, filled on their first call.
+_PLANS: dict[int, tuple[Component, dict[str, Any], dict[str, Any]]] = {}
 
 
 class HostImports(Protocol):
@@ -97,13 +106,23 @@ def _cause(text: str) -> str:
 
 
 def _guarded(name: str, fn: Callable[..., Any], fallback: Callable[[BaseException], Any]) -> Callable[..., Any]:
-    def wrapper(_store: Any, *args: Any) -> Any:
+    def wrapper(*args: Any) -> Any:
         try:
             return fn(*args)
         except Exception as exc:
             log.exception("host import %s failed; answering the guest with a safe value", name)
             return fallback(exc)
     return wrapper
+
+
+def _plans(component: Component) -> tuple[dict[str, Any], dict[str, Any]]:
+    entry = _PLANS.get(id(component))
+    if entry is None or entry[0] is not component:
+        with _COMPILED_LOCK:
+            entry = _PLANS.get(id(component))
+            if entry is None or entry[0] is not component:
+                entry = _PLANS[id(component)] = (component, {}, {})
+    return entry[1], entry[2]
 
 
 def _now_fallback(_exc: BaseException) -> int:
@@ -114,22 +133,29 @@ def _now_fallback(_exc: BaseException) -> int:
 class Instance:
     """One instantiated component in its own Store, with the export functions looked up once."""
 
-    def __init__(self, component: Component, host: HostImports, limits: Limits = Limits()) -> None:
+    def __init__(self, component: Component, host: HostImports, limits: Limits = Limits(),
+                 compiled: bool = True) -> None:
         self.limits = limits
+        compiled = compiled and codec.SUPPORTED
+        exports, imports = _plans(component) if compiled else ({}, {})
         _TICKER.ensure()
         linker = Linker(_ENGINE)
         linker.add_wasip2()
+        funcs = {
+            "send": _guarded("send", lambda o: t.enc_send_result(host.send(t.dec_outbound(o))),
+                             lambda e: t.enc_send_result(TransportFailure(TransportKind.OTHER, f"host error: {e}"[:500]))),
+            "now-ms": _guarded("now-ms", lambda: t.check_int("now_ms", host.now_ms(), t.U64), _now_fallback),
+            "sleep-ms": _guarded("sleep-ms", host.sleep_ms, lambda e: None),
+            "emit": _guarded("emit", lambda e: host.emit(t.dec_event(e)), lambda e: None),
+            "seed": _guarded("seed", lambda: t.check_int("seed", host.seed(), t.U64), lambda e: 0),
+        }
         with linker.root() as root:
             with root.add_instance(HOST_IMPORT) as imp:
-                imp.add_func("send", _guarded(
-                    "send", lambda o: t.enc_send_result(host.send(t.dec_outbound(o))),
-                    lambda e: t.enc_send_result(TransportFailure(TransportKind.OTHER, f"host error: {e}"[:500]))))
-                imp.add_func("now-ms", _guarded(
-                    "now-ms", lambda: t.check_int("now_ms", host.now_ms(), t.U64), _now_fallback))
-                imp.add_func("sleep-ms", _guarded("sleep-ms", host.sleep_ms, lambda e: None))
-                imp.add_func("emit", _guarded("emit", lambda e: host.emit(t.dec_event(e)), lambda e: None))
-                imp.add_func("seed", _guarded("seed", lambda: t.check_int("seed", host.seed(), t.U64),
-                                              lambda e: 0))
+                for name, fn in funcs.items():
+                    if compiled:
+                        codec.add_import(imp, name, fn, imports)
+                    else:
+                        imp.add_func(name, lambda _store, *args, fn=fn: fn(*args))
         self._store = wasmtime.Store(_ENGINE)
         self._store.set_wasi(wasmtime.WasiConfig())
         self._store.set_limits(memory_size=limits.memory_bytes)
@@ -143,20 +169,39 @@ class Instance:
                  "[method]engine.start-call", "[method]engine.on-failure", "[method]engine.on-success", "[method]engine.prepare",
                  "[method]engine.call", "[method]engine.set-credentials", "[method]engine.snapshot",
                  "[method]engine.check"]
-        self._funcs = {}
+        # wasmtime-py's functions, and how each is called: compiled, or through wasmtime-py.
+        self._funcs: dict[str, Any] = {}
+        self._calls: dict[str, Callable[..., Any]] = {}
+        arena = codec.Arena()
         for name in names:
             idx = self._instance.get_export_index(self._store, name, iface)
             func = self._instance.get_func(self._store, idx) if idx is not None else None
             if func is None:
                 raise Trapped("instantiate", f"the component does not export {name} from {POLICY_EXPORT}")
             self._funcs[name] = func
+            self._calls[name] = self._caller(name, func, exports, arena) if compiled else \
+                (lambda *args, func=func: func(self._store, *args))
+
+    def _caller(self, name: str, func: Any, plans: dict[str, Any], arena: codec.Arena) -> Callable[..., Any]:
+        plan = plans.get(name)
+        if plan is None:
+            try:
+                plan = plans[name] = codec.compile_func(func.type(self._store))
+            except codec.Unsupported as exc:
+                plan = plans[name] = exc
+        if not isinstance(plan, codec.Unsupported):
+            try:
+                return codec.Func(func, self._store, arena, name, plan)
+            except codec.Unsupported:
+                pass
+        return lambda *args: func(self._store, *args)
 
     def _call(self, name: str, *args: Any, timed: bool = True) -> Any:
         if self.poisoned:
             raise Trapped(name, "instance already trapped")
         self._store.set_epoch_deadline(self.limits.ticks() if timed else _NO_DEADLINE)
         try:
-            return self._funcs[name](self._store, *args)
+            return self._calls[name](*args)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             self.poisoned = True
             raise Trapped(name, exc) from exc

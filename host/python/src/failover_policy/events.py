@@ -26,8 +26,10 @@ class EventLog:
         self.listener = listener
 
     def __call__(self, event: Event) -> None:
+        # Inside a guest call: build the log record only when the level is enabled.
         level = logging.WARNING if event.kind in _WARN else logging.INFO
-        log.log(level, "%s [%s] %s", event.kind.value, event.rule, event.message)
+        if log.isEnabledFor(level):
+            log.log(level, "%s [%s] %s", event.kind.value, event.rule, event.message)
         with self._lock:
             self._events.append(event)
         if self.listener is not None:

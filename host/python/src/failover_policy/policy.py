@@ -67,6 +67,8 @@ class _Host:
 
     def __init__(self, secrets: Secrets, clock: Clock, events: EventLog, sender: HttpSender) -> None:
         self.secrets, self.clock, self.events, self.sender = secrets, clock, events, sender
+        # Events the guest has emitted: a select that emitted none changed no persisted state.
+        self.emitted = 0
 
     def send(self, out: Outbound) -> HttpResponse | TransportFailure:
         return self.sender.send(out, self.secrets.get(out.route.credential))
@@ -78,6 +80,7 @@ class _Host:
         self.clock.sleep_ms(ms)
 
     def emit(self, event: Event) -> None:
+        self.emitted += 1
         self.events(event)
 
     def seed(self) -> int:
@@ -179,17 +182,27 @@ class Policy:
 
     # ---- plumbing: every guest call goes through here ----
 
-    def _guest(self, fn: Callable[[Instance, ResourceAny], T], mutates: bool = True,
+    def _guest(self, fn: Callable[[Instance, ResourceAny], T], mutates: bool | str = True,
                fallback: Optional[Callable[[FailMode, str], T]] = None) -> T:
-        """`fn` on the instance; when the policy fails, `fallback` decides (or GuestTrap is raised)."""
+        """`fn` on the instance; when the policy fails, `fallback` decides (or GuestTrap is raised).
+
+        After a call that changes persisted state (`mutates` True) the state is snapshotted, so a
+        trap later restarts from it and nothing a caller already saw is lost. `mutates="events"`
+        (select, start-call): only when the call emitted an event, since those calls change
+        persisted state only to claim a circuit's probe or to move the active chain position, and
+        announce each (a test holds the guest to this).
+        """
         with self._lock:
             if self._closed is not None:
                 return self._failed(self._closed, "closed", fallback)
+            emitted = self._host.emitted
             try:
                 result = fn(self._inst, self._engine)
-                if mutates:
+                if mutates is True or (mutates == "events" and self._host.emitted != emitted):
                     before, self._last_snapshot = self._last_snapshot, self._inst.snapshot(self._engine)
                     self._save(before)
+                elif mutates == "events" and self.store_error is not None:
+                    self._save(self._last_snapshot)  # a save still owed: catch up, as every select did
                 return result
             except Trapped as exc:
                 log.error("policy component failed: %s", exc)
@@ -237,7 +250,7 @@ class Policy:
 
     def select(self) -> Route:
         """The route to start with; raises NoRouteError with per-provider statuses."""
-        result = self._guest(lambda i, e: i.select(e), fallback=lambda m, why: fault.no_route(why))
+        result = self._guest(lambda i, e: i.select(e), mutates="events", fallback=lambda m, why: fault.no_route(why))
         if isinstance(result, NoRoute):
             raise NoRouteError(result)
         return result
@@ -248,7 +261,8 @@ class Policy:
         budget), and pass `start.progress` to the call's first `on_failure`. Raises FailoverError
         with the guest's final error (per provider why) when no route will do within the budget.
         """
-        result = self._guest(lambda i, e: i.start_call(e), fallback=lambda m, why: fault.final_error(why))
+        result = self._guest(lambda i, e: i.start_call(e), mutates="events",
+                             fallback=lambda m, why: fault.final_error(why))
         if isinstance(result, FinalError):
             raise FailoverError(result, [])
         return result
