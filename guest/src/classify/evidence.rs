@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use super::phrases::{self, Mask};
 use super::BODY_PREFIX;
 use crate::types::HttpResponse;
 
@@ -17,6 +18,8 @@ pub struct Evidence<'a> {
     pub status: u16,
     /// The body prefix, lossily decoded and lowercased: what phrase signals search.
     pub text: String,
+    /// The rules' phrases that occur in `text`.
+    found: Mask,
     /// The error document: the body's JSON (first element of an array), or a stream's error event.
     pub doc: Option<Value>,
     /// Error codes, types, statuses and reasons, lowercased (`insufficient_quota`,
@@ -35,6 +38,7 @@ impl<'a> Evidence<'a> {
         let end = response.body.len().min(BODY_PREFIX);
         let raw = String::from_utf8_lossy(&response.body[..end]);
         let text = raw.to_lowercase();
+        let found = phrases::scan(text.as_bytes());
         let html = is_html(&text);
         let doc = if html { None } else { stream_error(&raw).or_else(|| parse(&raw)) };
         let doc = doc.map(|d| match d {
@@ -57,12 +61,12 @@ impl<'a> Evidence<'a> {
             Some(d) if in_band => status_of_error(d, &codes),
             _ => response.status,
         };
-        Evidence { response, status, text, doc, codes, message, html, in_band }
+        Evidence { response, status, text, found, doc, codes, message, html, in_band }
     }
 
-    /// Any of these phrases (lowercase) occurs in the body.
-    pub fn has(&self, phrases: &[&str]) -> bool {
-        phrases.iter().any(|p| self.text.contains(p))
+    /// Any of these phrases (a registered list, `phrases!(LIST)`) occurs in the body.
+    pub fn has(&self, phrases: Mask) -> bool {
+        self.found.intersects(&phrases)
     }
 
     /// Any of these codes (lowercase) is among the error's codes.
@@ -76,13 +80,14 @@ impl<'a> Evidence<'a> {
 
     /// `429 usage allocated quota exceeded.`: the status and the provider's words, bounded.
     pub fn summary(&self) -> String {
-        let status = self.response.status;
+        let mut digits = [0; 5];
+        let status = decimal(self.response.status, &mut digits);
         let words = match &self.message {
-            Some(m) if m.starts_with(&status.to_string()) => m.clone(),
-            Some(m) if self.in_band => format!("{status} stream error: {m}"),
-            Some(m) => format!("{status} {m}"),
-            None if self.response.body.is_empty() => format!("{status} (empty body)"),
-            None => format!("{status} (unreadable body)"),
+            Some(m) if m.starts_with(status) => m.clone(),
+            Some(m) if self.in_band => [status, " stream error: ", m].concat(),
+            Some(m) => [status, " ", m].concat(),
+            None if self.response.body.is_empty() => [status, " (empty body)"].concat(),
+            None => [status, " (unreadable body)"].concat(),
         };
         bounded(&words)
     }
@@ -90,12 +95,39 @@ impl<'a> Evidence<'a> {
 
 /// Whitespace collapsed, cut to `MESSAGE_MAX` characters on a character boundary.
 pub fn bounded(s: &str) -> String {
-    let collapsed = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if collapsed.chars().count() <= MESSAGE_MAX {
-        return collapsed;
+    let mut out = String::with_capacity(s.len().min(4 * MESSAGE_MAX));
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.len() > 4 * MESSAGE_MAX {
+            break; // already too long in any encoding: the rest would be cut off
+        }
     }
-    let cut: String = collapsed.chars().take(MESSAGE_MAX - 1).collect();
-    format!("{}…", cut.trim_end())
+    // At most one byte per character below this length, so no count is needed.
+    if out.len() <= MESSAGE_MAX || out.chars().count() <= MESSAGE_MAX {
+        return out;
+    }
+    let cut = out.char_indices().nth(MESSAGE_MAX - 1).map_or(out.len(), |(i, _)| i);
+    out.truncate(out[..cut].trim_end().len());
+    out.push('…');
+    out
+}
+
+/// `n` in decimal, written into `buf`: no allocation or formatting machinery on the hot path.
+fn decimal(n: u16, buf: &mut [u8; 5]) -> &str {
+    let mut i = buf.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or_default()
 }
 
 /// serde_json's recursion limit (128) turns hostile nesting into an error, never a stack
@@ -152,8 +184,10 @@ fn error_object(doc: &Value) -> Option<&Value> {
 fn codes_of(doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let mut push = |v: Option<&Value>| match v {
-        Some(Value::String(s)) if !s.is_empty() => out.push(s.to_lowercase()),
-        Some(Value::Number(n)) => out.push(n.to_string()),
+        // ASCII lowercasing commutes with `aws_code`'s cuts; other text is lowercased whole first.
+        Some(Value::String(s)) if s.is_ascii() && !s.is_empty() => out.push(aws_code(s)),
+        Some(Value::String(s)) if !s.is_empty() => out.push(aws_code(&s.to_lowercase())),
+        Some(Value::Number(n)) => out.push(aws_code(&n.to_string())),
         _ => {}
     };
     let e = doc.get("error").filter(|e| e.is_object());
@@ -161,15 +195,25 @@ fn codes_of(doc: &Value) -> Vec<String> {
         push(e.and_then(|e| e.get(key)));
         push(doc.get(key));
     }
-    push(e.and_then(|e| e.pointer("/innererror/code")));
+    push(e.and_then(|e| at(e, &["innererror", "code"])));
     // Gemini: ErrorInfo reasons; 200 responses: why generation stopped.
     if let Some(Value::Array(details)) = e.and_then(|e| e.get("details")) {
         details.iter().for_each(|d| push(d.get("reason")));
     }
-    push(doc.pointer("/promptFeedback/blockReason"));
-    push(doc.pointer("/candidates/0/finishReason"));
-    push(doc.pointer("/choices/0/finish_reason"));
-    out.into_iter().map(|c| aws_code(&c)).collect()
+    push(at(doc, &["promptFeedback", "blockReason"]));
+    push(at(doc, &["candidates", "0", "finishReason"]));
+    push(at(doc, &["choices", "0", "finish_reason"]));
+    out
+}
+
+/// `Value::pointer` without its per-call parsing and escaping: keys are plain, a numeric key
+/// also indexes an array.
+pub fn at<'v>(doc: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(doc, |v, key| match v {
+        Value::Object(map) => map.get(*key),
+        Value::Array(items) => items.get(key.parse::<usize>().ok()?),
+        _ => None,
+    })
 }
 
 /// `ThrottlingException:http://internal.amazon.com/...` or `com.amazon.coral#ThrottlingException`
@@ -193,15 +237,15 @@ fn message_of(doc: &Value) -> Option<String> {
     .into_iter()
     .flatten()
     .find_map(Value::as_str)?;
-    let upstream = e.and_then(|e| e.pointer("/metadata/raw")).and_then(Value::as_str);
+    let upstream = e.and_then(|e| at(e, &["metadata", "raw"])).and_then(Value::as_str);
     let text = match upstream {
         Some(raw) => {
             let inner = parse(raw).and_then(|v| message_of(&v)).unwrap_or_else(|| raw.to_string());
-            format!("{found}: {inner}")
+            bounded(&format!("{found}: {inner}"))
         }
-        None => found.to_string(),
+        None => bounded(found),
     };
-    Some(bounded(&text)).filter(|m| !m.is_empty())
+    Some(text).filter(|m| !m.is_empty())
 }
 
 /// What an error inside a 2xx body stands for: the type's usual status, else a numeric
@@ -219,8 +263,7 @@ fn status_of_error(doc: &Value, codes: &[String]) -> u16 {
         ("not_found_error", 404),
         ("request_too_large", 413),
     ];
-    let numeric = doc
-        .pointer("/error/code")
+    let numeric = at(doc, &["error", "code"])
         .and_then(Value::as_u64)
         .and_then(|c| u16::try_from(c).ok())
         .filter(|c| (400..600).contains(c));

@@ -6,7 +6,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::evidence::Evidence;
+use super::evidence::{at, Evidence};
+use super::phrases::phrases;
+
+/// The phrase lists below, for the one-pass search (`phrases.rs`).
+pub const PHRASES: &[&[&str]] = &[LEADS];
 
 /// Waits beyond this (about 31 years) are garbage, not advice.
 const MAX_MS: f64 = 1e12;
@@ -18,17 +22,25 @@ pub fn explicit(ev: &Evidence) -> Option<u64> {
         .and_then(|v| millis(v.trim().parse().ok()?, 1.0))
         .or_else(|| ev.header("retry-after").and_then(|v| retry_after(v, ev)))
         .or_else(|| ev.doc.as_ref().and_then(retry_info))
-        .or_else(|| body_hint(&ev.text))
+        .or_else(|| ev.has(phrases!(LEADS)).then(|| body_hint(&ev.text)).flatten())
 }
 
 /// When the exhausted limit resets; only meaningful for rate limits and quotas, since these
 /// headers come with every response.
 pub fn reset(ev: &Evidence) -> Option<u64> {
-    let openai = |b: &str| (format!("x-ratelimit-reset-{b}"), format!("x-ratelimit-remaining-{b}"));
-    let anthropic = |b: &str| (format!("anthropic-ratelimit-{b}-reset"), format!("anthropic-ratelimit-{b}-remaining"));
+    const OPENAI: &[(&str, &str)] = &[
+        ("x-ratelimit-reset-requests", "x-ratelimit-remaining-requests"),
+        ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"),
+    ];
+    const ANTHROPIC: &[(&str, &str)] = &[
+        ("anthropic-ratelimit-requests-reset", "anthropic-ratelimit-requests-remaining"),
+        ("anthropic-ratelimit-tokens-reset", "anthropic-ratelimit-tokens-remaining"),
+        ("anthropic-ratelimit-input-tokens-reset", "anthropic-ratelimit-input-tokens-remaining"),
+        ("anthropic-ratelimit-output-tokens-reset", "anthropic-ratelimit-output-tokens-remaining"),
+    ];
     let rfc3339 = |v: &str| delta_to(humantime::parse_rfc3339_weak(v.trim()).ok()?, ev);
-    bucket_reset(ev, &["requests", "tokens"], openai, go_duration)
-        .or_else(|| bucket_reset(ev, &["requests", "tokens", "input-tokens", "output-tokens"], anthropic, rfc3339))
+    bucket_reset(ev, OPENAI, go_duration)
+        .or_else(|| bucket_reset(ev, ANTHROPIC, rfc3339))
         .or_else(|| ev.header("x-ratelimit-reset").and_then(|v| epoch_reset(v, ev)))
         .or_else(|| openrouter_body_reset(ev))
 }
@@ -46,22 +58,17 @@ fn retry_after(value: &str, ev: &Evidence) -> Option<u64> {
 /// known to be exhausted; the longest, so the retry does not come back too early.
 /// OpenAI/Groq: `x-ratelimit-reset-requests: 1s` with `x-ratelimit-remaining-requests`;
 /// Anthropic: `anthropic-ratelimit-tokens-reset` with `anthropic-ratelimit-tokens-remaining`.
-fn bucket_reset(
-    ev: &Evidence,
-    buckets: &[&str],
-    names: impl Fn(&str) -> (String, String),
-    parse: impl Fn(&str) -> Option<u64>,
-) -> Option<u64> {
-    let resets: Vec<(bool, u64)> = buckets
-        .iter()
-        .filter_map(|b| {
-            let (reset, remaining) = names(b);
-            let ms = parse(ev.header(&reset)?)?;
-            Some((ev.header(&remaining).is_some_and(|r| r.trim() == "0"), ms))
-        })
-        .collect();
-    let any_exhausted = resets.iter().any(|(exhausted, _)| *exhausted);
-    resets.iter().filter(|(exhausted, _)| *exhausted || !any_exhausted).map(|(_, ms)| *ms).max()
+/// `buckets` pairs each reset header with its remaining header.
+fn bucket_reset(ev: &Evidence, buckets: &[(&str, &str)], parse: impl Fn(&str) -> Option<u64>) -> Option<u64> {
+    let (mut exhausted, mut all) = (None, None);
+    for (reset, remaining) in buckets {
+        let Some(ms) = ev.header(reset).and_then(&parse) else { continue };
+        all = all.max(Some(ms));
+        if ev.header(remaining).is_some_and(|r| r.trim() == "0") {
+            exhausted = exhausted.max(Some(ms));
+        }
+    }
+    exhausted.or(all)
 }
 
 /// A single `x-ratelimit-reset`: epoch milliseconds (OpenRouter), epoch seconds, a duration,
@@ -79,7 +86,7 @@ fn epoch_reset(value: &str, ev: &Evidence) -> Option<u64> {
 
 /// OpenRouter repeats its rate-limit headers in the body: `error.metadata.headers`.
 fn openrouter_body_reset(ev: &Evidence) -> Option<u64> {
-    let headers = ev.doc.as_ref()?.pointer("/error/metadata/headers")?.as_object()?;
+    let headers = at(ev.doc.as_ref()?, &["error", "metadata", "headers"])?.as_object()?;
     let (_, value) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-ratelimit-reset"))?;
     match value {
         Value::String(s) => epoch_reset(s, ev),
@@ -90,17 +97,18 @@ fn openrouter_body_reset(ev: &Evidence) -> Option<u64> {
 
 /// Gemini/Vertex: `error.details[] {"@type": "...google.rpc.RetryInfo", "retryDelay": "33s"}`.
 fn retry_info(doc: &Value) -> Option<u64> {
-    let details = doc.pointer("/error/details")?.as_array()?;
+    let details = at(doc, &["error", "details"])?.as_array()?;
     details
         .iter()
         .filter(|d| d.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with("RetryInfo")))
         .find_map(|d| go_duration(d.get("retryDelay")?.as_str()?))
 }
 
+const LEADS: &[&str] = &["try again in ", "retry in ", "retry after ", "try again after ", "reset after "];
+
 /// "Please try again in 14m24.5s", "Please retry in 33.16s", "retry after 6 seconds",
 /// "Your quota will reset after 8h44m7s": the first such sentence that carries a duration.
 fn body_hint(text: &str) -> Option<u64> {
-    const LEADS: &[&str] = &["try again in ", "retry in ", "retry after ", "try again after ", "reset after "];
     LEADS.iter().find_map(|lead| {
         text.match_indices(lead).find_map(|(i, _)| spoken_duration(text.get(i + lead.len()..)?))
     })

@@ -4,8 +4,25 @@
 //! statuses it can apply to, so a phrase in an unrelated error cannot misfire.
 
 use super::evidence::Evidence;
+use super::phrases::phrases;
 use super::Hit;
 use crate::types::Reason;
+
+/// The phrase lists below, for the one-pass search (`phrases.rs`).
+pub const PHRASES: &[&[&str]] = &[
+    CONTENT_FILTER,
+    CONTEXT_OVERFLOW,
+    KEY_INVALID,
+    BILLING,
+    PERIOD_QUOTA,
+    OVERLOADED,
+    RATE_LIMIT,
+    QUOTA,
+    MODEL_NOT_FOUND,
+    MODEL,
+    MODEL_MISSING,
+    TIMEOUT,
+];
 
 /// First match wins; the order settles overlaps (a per-day limit mentioning "rate limit" is a
 /// quota; an overflow message mentioning `max_tokens` is an overflow).
@@ -33,6 +50,14 @@ fn client(ev: &Evidence) -> bool {
     (400..500).contains(&ev.status)
 }
 
+const CONTENT_FILTER: &[&str] = &[
+    "content management policy",
+    "flagged as potentially violating",
+    "violating our usage policy",
+    "inappropriate content",
+    "content filtering policies",
+];
+
 /// OpenAI/Azure `content_filter`, Azure's Responsible AI policy, OpenAI moderation, DashScope's
 /// data inspection, a Gemini block reason or a `content_filter` finish reason in a 200 body.
 fn content_filter(ev: &Evidence) -> Option<Hit> {
@@ -43,21 +68,40 @@ fn content_filter(ev: &Evidence) -> Option<Hit> {
         "datainspectionfailed",
         "data_inspection_failed",
     ];
-    const PHRASES: &[&str] = &[
-        "content management policy",
-        "flagged as potentially violating",
-        "violating our usage policy",
-        "inappropriate content",
-        "content filtering policies",
-    ];
     if ev.status >= 500 {
         return None;
     }
-    if ev.code(CODES) || ev.has(PHRASES) {
+    if ev.code(CODES) || ev.has(phrases!(CONTENT_FILTER)) {
         return hit(Reason::ContentFilter, "body.content-filter");
     }
     None
 }
+
+const CONTEXT_OVERFLOW: &[&str] = &[
+    "maximum context length",         // OpenAI, vLLM, DeepSeek, OpenRouter, Groq, Mistral
+    "context length exceeded",
+    "context_length_exceeded",
+    "prompt is too long",             // Anthropic
+    "exceed context limit",           // Anthropic, input + max_tokens
+    "input is too long",              // Bedrock
+    "exceeds the maximum number of tokens", // Gemini
+    "input token count",              // Gemini, Vertex ("... but model only supports up to")
+    "exceeds the available context size", // llama.cpp
+    "exceeds the context window",
+    "context size has been exceeded", // llama.cpp (older)
+    "larger than the max context size", // llama.cpp (older)
+    "longer than the maximum model length", // vLLM
+    "longer than the model's context length", // sglang, Together
+    "exceeds the model's context length",
+    "requested token count exceeds",  // sglang
+    "input length exceeds the context length", // Ollama
+    "range of input length should be", // DashScope
+    "maximum prompt length",          // xAI
+    "`inputs` tokens + `max_new_tokens` must be", // TGI
+    "`inputs` must have less than",   // TGI
+    "reduce the length of the messages",
+    "too large for model with",       // Mistral
+];
 
 /// The prompt does not fit the context window. A `max_tokens` complaint alone is not an
 /// overflow ("max_tokens must be at least 1"); "input length and `max_tokens` exceed context
@@ -69,39 +113,25 @@ fn context_overflow(ev: &Evidence) -> Option<Hit> {
         "context_window_exceeded",
         "model_context_window_exceeded",
     ];
-    const PHRASES: &[&str] = &[
-        "maximum context length",         // OpenAI, vLLM, DeepSeek, OpenRouter, Groq, Mistral
-        "context length exceeded",
-        "context_length_exceeded",
-        "prompt is too long",             // Anthropic
-        "exceed context limit",           // Anthropic, input + max_tokens
-        "input is too long",              // Bedrock
-        "exceeds the maximum number of tokens", // Gemini
-        "input token count",              // Gemini, Vertex ("... but model only supports up to")
-        "exceeds the available context size", // llama.cpp
-        "exceeds the context window",
-        "context size has been exceeded", // llama.cpp (older)
-        "larger than the max context size", // llama.cpp (older)
-        "longer than the maximum model length", // vLLM
-        "longer than the model's context length", // sglang, Together
-        "exceeds the model's context length",
-        "requested token count exceeds",  // sglang
-        "input length exceeds the context length", // Ollama
-        "range of input length should be", // DashScope
-        "maximum prompt length",          // xAI
-        "`inputs` tokens + `max_new_tokens` must be", // TGI
-        "`inputs` must have less than",   // TGI
-        "reduce the length of the messages",
-        "too large for model with",       // Mistral
-    ];
     if !(client(ev) || ev.status == 500) {
         return None;
     }
-    if ev.code(CODES) || ev.has(PHRASES) {
+    if ev.code(CODES) || ev.has(phrases!(CONTEXT_OVERFLOW)) {
         return hit(Reason::ContextOverflow, "body.context-overflow");
     }
     None
 }
+
+const KEY_INVALID: &[&str] = &[
+    "incorrect api key provided",
+    "api key not valid",
+    "api key expired",
+    "api key has expired",
+    "reported as leaked",
+    "key has been revoked",
+    "api key has been deleted",
+    "account has been deactivated",
+];
 
 /// The response itself says the key is invalid, revoked, expired or leaked. A plain "invalid
 /// API key" sentence stays `auth` (DeepSeek's "Authentication Fails, Your api key: ****abcd is
@@ -110,24 +140,29 @@ fn context_overflow(ev: &Evidence) -> Option<Hit> {
 /// does every host that copies it.
 fn auth_permanent(ev: &Evidence) -> Option<Hit> {
     const CODES: &[&str] = &["invalid_api_key", "api_key_invalid", "account_deactivated"];
-    const PHRASES: &[&str] = &[
-        "incorrect api key provided",
-        "api key not valid",
-        "api key expired",
-        "api key has expired",
-        "reported as leaked",
-        "key has been revoked",
-        "api key has been deleted",
-        "account has been deactivated",
-    ];
     if !matches!(ev.status, 400 | 401 | 403) {
         return None;
     }
-    if ev.code(CODES) || ev.has(PHRASES) {
+    if ev.code(CODES) || ev.has(phrases!(KEY_INVALID)) {
         return hit(Reason::AuthPermanent, "body.key-invalid");
     }
     None
 }
+
+const BILLING: &[&str] = &[
+    "exceeded your current quota, please check your plan and billing",
+    "credit balance is too low",
+    "insufficient balance",
+    "insufficient credits",
+    "requires more credits",
+    "out of credits",
+    "spend limit",
+    "spending limit",
+    "specified api usage limits",
+    "not in good standing",
+    "billing hard limit",
+    "payment required",
+];
 
 /// Out of credit or over a spend limit: waiting seconds will not help, paying will.
 fn billing(ev: &Evidence) -> Option<Hit> {
@@ -143,78 +178,79 @@ fn billing(ev: &Evidence) -> Option<Hit> {
         "billing_error",
         "payment_required",
     ];
-    const PHRASES: &[&str] = &[
-        "exceeded your current quota, please check your plan and billing",
-        "credit balance is too low",
-        "insufficient balance",
-        "insufficient credits",
-        "requires more credits",
-        "out of credits",
-        "spend limit",
-        "spending limit",
-        "specified api usage limits",
-        "not in good standing",
-        "billing hard limit",
-        "payment required",
-    ];
     if !client(ev) {
         return None;
     }
-    if ev.code(CODES) || ev.has(PHRASES) {
+    if ev.code(CODES) || ev.has(phrases!(BILLING)) {
         return hit(Reason::Billing, "body.billing");
     }
     None
 }
 
+const PERIOD_QUOTA: &[&str] = &[
+    "per day",
+    "perday",
+    "per_day",
+    "per-day",
+    "(tpd)",
+    "(rpd)",
+    "daily",
+    "per week",
+    "weekly",
+    "per month",
+    "monthly",
+    "quota will reset",
+    "usage allocated quota exceeded",
+    "free allocated quota exceeded",
+];
+
 /// Per day, week or month: a cooldown until the reset, even when it comes as an ordinary 429.
 fn period_quota(ev: &Evidence) -> Option<Hit> {
-    const PHRASES: &[&str] = &[
-        "per day",
-        "perday",
-        "per_day",
-        "per-day",
-        "(tpd)",
-        "(rpd)",
-        "daily",
-        "per week",
-        "weekly",
-        "per month",
-        "monthly",
-        "quota will reset",
-        "usage allocated quota exceeded",
-        "free allocated quota exceeded",
-    ];
-    if ev.status == 429 && ev.has(PHRASES) {
+    if ev.status == 429 && ev.has(phrases!(PERIOD_QUOTA)) {
         return hit(Reason::QuotaExhausted, "body.quota-period");
     }
     None
 }
+
+const OVERLOADED: &[&str] = &[
+    "overloaded",
+    "over capacity",
+    "at capacity",
+    "capacity exceeded",
+    "no capacity available",
+    "server is busy",
+    "server busy",
+    "too busy",
+    "loading model",
+    "not ready yet",
+];
 
 /// The provider is out of capacity for everyone, whatever the status it uses to say so
 /// (OpenAI's old 429 "currently overloaded", Mistral's 429 "service tier capacity exceeded",
 /// Gemini's 429 `MODEL_CAPACITY_EXHAUSTED`, Ollama's 503 "server busy").
 fn overloaded(ev: &Evidence) -> Option<Hit> {
     const CODES: &[&str] = &["overloaded_error", "model_capacity_exhausted", "capacity_exceeded"];
-    const PHRASES: &[&str] = &[
-        "overloaded",
-        "over capacity",
-        "at capacity",
-        "capacity exceeded",
-        "no capacity available",
-        "server is busy",
-        "server busy",
-        "too busy",
-        "loading model",
-        "not ready yet",
-    ];
     if !matches!(ev.status, 429 | 500..=599) {
         return None;
     }
-    if ev.code(CODES) || ev.has(PHRASES) {
+    if ev.code(CODES) || ev.has(phrases!(OVERLOADED)) {
         return hit(Reason::Overloaded, "body.overloaded");
     }
     None
 }
+
+const RATE_LIMIT: &[&str] = &[
+    "per min",
+    "perminute",
+    "per_minute",
+    "(tpm)",
+    "(rpm)",
+    "per second",
+    "rate limit",
+    "rate-limit",
+    "too many requests",
+    "throttl",
+];
 
 /// A per-minute or per-second limit, or plain throttling, also when a provider sends it as
 /// 400/403 rather than 429.
@@ -228,34 +264,38 @@ fn rate_limit(ev: &Evidence) -> Option<Hit> {
         "throttling",
         "throttling.ratequota",
     ];
-    const PHRASES: &[&str] = &[
-        "per min",
-        "perminute",
-        "per_minute",
-        "(tpm)",
-        "(rpm)",
-        "per second",
-        "rate limit",
-        "rate-limit",
-        "too many requests",
-        "throttl",
-    ];
     if !matches!(ev.status, 400 | 403 | 429) {
         return None;
     }
-    if ev.code(CODES) || ev.has(PHRASES) {
+    if ev.code(CODES) || ev.has(phrases!(RATE_LIMIT)) {
         return hit(Reason::RateLimit, "body.rate-limit");
     }
     None
 }
 
+const QUOTA: &[&str] = &["quota"];
+
 /// A 429 that names a quota and no shorter window: the quota is used up.
 fn quota(ev: &Evidence) -> Option<Hit> {
-    if ev.status == 429 && ev.has(&["quota"]) {
+    if ev.status == 429 && ev.has(phrases!(QUOTA)) {
         return hit(Reason::QuotaExhausted, "body.quota");
     }
     None
 }
+
+const MODEL_NOT_FOUND: &[&str] = &[
+    "try pulling it first",           // Ollama
+    "has been decommissioned",        // Groq
+    "no endpoints found",             // OpenRouter
+    "model not exist",                // DeepSeek
+    "is not a valid model id",        // OpenRouter
+    "model identifier is invalid",    // Bedrock
+    "access to the model",            // Bedrock
+];
+const MODEL: &[&str] = &["model"];
+// Only with the word "model": "not supported" is left out ("'max_tokens' is not supported
+// with this model" is a bad request).
+const MODEL_MISSING: &[&str] = &["does not exist", "not found", "unknown model", "invalid model"];
 
 /// The model does not exist, is not deployed, or this key may not use it.
 fn model_not_found(ev: &Evidence) -> Option<Hit> {
@@ -266,30 +306,20 @@ fn model_not_found(ev: &Evidence) -> Option<Hit> {
         "modelnotfound",
         "model.accessdenied",
     ];
-    const PHRASES: &[&str] = &[
-        "try pulling it first",           // Ollama
-        "has been decommissioned",        // Groq
-        "no endpoints found",             // OpenRouter
-        "model not exist",                // DeepSeek
-        "is not a valid model id",        // OpenRouter
-        "model identifier is invalid",    // Bedrock
-        "access to the model",            // Bedrock
-    ];
-    // Only with the word "model": "not supported" is left out ("'max_tokens' is not supported
-    // with this model" is a bad request).
-    const MODEL_PHRASES: &[&str] = &["does not exist", "not found", "unknown model", "invalid model"];
     if !matches!(ev.status, 400 | 403 | 404 | 422) {
         return None;
     }
-    if ev.code(CODES) || ev.has(PHRASES) || (ev.has(&["model"]) && ev.has(MODEL_PHRASES)) {
+    if ev.code(CODES) || ev.has(phrases!(MODEL_NOT_FOUND)) || (ev.has(phrases!(MODEL)) && ev.has(phrases!(MODEL_MISSING))) {
         return hit(Reason::ModelNotFound, "body.model-not-found");
     }
     None
 }
 
+const TIMEOUT: &[&str] = &["timed out", "timeout", "deadline exceeded", "deadline_exceeded"];
+
 /// A 5xx that says the upstream timed out.
 fn timeout(ev: &Evidence) -> Option<Hit> {
-    if matches!(ev.status, 500..=503) && ev.has(&["timed out", "timeout", "deadline exceeded", "deadline_exceeded"]) {
+    if matches!(ev.status, 500..=503) && ev.has(phrases!(TIMEOUT)) {
         return hit(Reason::Timeout, "body.timeout");
     }
     None

@@ -3,11 +3,13 @@
 //! balance or a reached spend limit (billing), or "prompt is too long" (overflow, shared signal).
 //! Timing: `retry-after`, then `anthropic-ratelimit-*-reset` (RFC 3339).
 
-use super::{by_code, hit, Evidence, Hit};
+use super::{by_code, hit, phrases, Evidence, Hit};
 use crate::types::Reason;
 
+pub(super) const LOW_CREDIT: &[&str] = &["credit balance is too low", "specified api usage limits"];
+
 pub fn refine(ev: &Evidence) -> Option<Hit> {
-    if ev.has(&["credit balance is too low", "specified api usage limits"]) {
+    if ev.has(phrases!(LOW_CREDIT)) {
         return hit(Reason::Billing, "anthropic.400-billing");
     }
     const TYPES: &[(&str, Reason, &str)] = &[

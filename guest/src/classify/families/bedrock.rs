@@ -5,8 +5,10 @@
 //! `UnrecognizedClientException` / `ExpiredTokenException` (403) are auth (STS tokens expire and
 //! refresh, so never permanent). The rest differ from their status:
 
-use super::{by_code, hit, Evidence, Hit};
+use super::{by_code, hit, phrases, Evidence, Hit};
 use crate::types::Reason;
+
+pub(super) const MODEL_ACCESS: &[&str] = &["access to the model"];
 
 pub fn refine(ev: &Evidence) -> Option<Hit> {
     const EXCEPTIONS: &[(&str, Reason, &str)] = &[
@@ -21,7 +23,7 @@ pub fn refine(ev: &Evidence) -> Option<Hit> {
         // 424: the model failed on this request.
         ("modelerrorexception", Reason::ServerError, "bedrock.model-error"),
     ];
-    let access_to_account = ev.code(&["accessdeniedexception"]) && !ev.has(&["access to the model"]);
+    let access_to_account = ev.code(&["accessdeniedexception"]) && !ev.has(phrases!(MODEL_ACCESS));
     if access_to_account {
         return hit(Reason::Auth, "bedrock.access-denied-account");
     }

@@ -7,22 +7,28 @@
 //! allocated quota exceeded", `AllocationQuota.FreeTierOnly`) is quota-exhausted. Overdue
 //! payment (`Arrearage`) is billing; `DataInspectionFailed` is content-filter (shared signal).
 
-use super::{hit, Evidence, Hit};
+use super::{hit, phrases, Evidence, Hit};
 use crate::types::Reason;
 
+pub(super) const USED_UP: &[&str] =
+    &["usage allocated quota exceeded", "free allocated quota exceeded", "free tier of the model has been exhausted"];
+pub(super) const TPM: &[&str] = &["quota exceeded", "exceeded your current quota", "increased too quickly"];
+pub(super) const OVERDUE: &[&str] = &["overdue"];
+pub(super) const MODEL_QUOTED: &[&str] = &["model '"];
+pub(super) const NOT_SUPPORTED: &[&str] = &["is not supported"];
+
 pub fn refine(ev: &Evidence) -> Option<Hit> {
-    let used_up = ["usage allocated quota exceeded", "free allocated quota exceeded", "free tier of the model has been exhausted"];
-    if ev.has(&used_up) || ev.code(&["allocationquota.freetieronly"]) {
+    if ev.has(phrases!(USED_UP)) || ev.code(&["allocationquota.freetieronly"]) {
         return hit(Reason::QuotaExhausted, "dashscope.429-quota");
     }
-    if ev.status == 429 && (ev.code(&["throttling.allocationquota", "insufficient_quota", "limit_requests"]) || ev.has(&["quota exceeded", "exceeded your current quota", "increased too quickly"])) {
+    if ev.status == 429 && (ev.code(&["throttling.allocationquota", "insufficient_quota", "limit_requests"]) || ev.has(phrases!(TPM))) {
         return hit(Reason::RateLimit, "dashscope.429-tpm");
     }
-    if ev.code(&["arrearage"]) || ev.has(&["overdue"]) {
+    if ev.code(&["arrearage"]) || ev.has(phrases!(OVERDUE)) {
         return hit(Reason::Billing, "dashscope.arrearage");
     }
     // Coding plan: "model 'xxx' is not supported" for a model outside the plan.
-    if ev.status == 400 && ev.has(&["model '"]) && ev.has(&["is not supported"]) {
+    if ev.status == 400 && ev.has(phrases!(MODEL_QUOTED)) && ev.has(phrases!(NOT_SUPPORTED)) {
         return hit(Reason::ModelNotFound, "dashscope.400-model-not-supported");
     }
     None

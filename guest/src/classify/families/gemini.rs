@@ -17,20 +17,27 @@
 //!
 //! Timing: `RetryInfo.retryDelay` ("33s"), then "Please retry in 33.16s".
 
-use super::{hit, Evidence, Hit};
+use super::{hit, phrases, Evidence, Hit};
 use crate::types::Reason;
 
+pub(super) const KEY_INVALID: &[&str] = &["api key not valid", "api key expired"];
+pub(super) const ENABLE_BILLING: &[&str] = &["enable billing"];
+pub(super) const LOCATION: &[&str] = &["location is not supported"];
+pub(super) const NO_CAPACITY: &[&str] = &["no capacity available"];
+pub(super) const PER_DAY: &[&str] = &["perday", "per_day", "quota will reset", "exhausted your capacity"];
+pub(super) const PER_MINUTE: &[&str] = &["perminute", "per_minute"];
+
 pub fn refine(ev: &Evidence) -> Option<Hit> {
-    if ev.code(&["api_key_invalid"]) || ev.has(&["api key not valid", "api key expired"]) {
+    if ev.code(&["api_key_invalid"]) || ev.has(phrases!(KEY_INVALID)) {
         return hit(Reason::AuthPermanent, "gemini.api-key-invalid");
     }
     if ev.status == 403 && ev.code(&["service_disabled"]) {
         return hit(Reason::AuthPermanent, "gemini.403-service-disabled");
     }
-    if ev.status == 400 && ev.has(&["enable billing"]) {
+    if ev.status == 400 && ev.has(phrases!(ENABLE_BILLING)) {
         return hit(Reason::Billing, "gemini.400-billing");
     }
-    if ev.status == 400 && ev.has(&["location is not supported"]) {
+    if ev.status == 400 && ev.has(phrases!(LOCATION)) {
         return hit(Reason::ModelNotFound, "gemini.400-location");
     }
     if ev.status == 429 {
@@ -43,13 +50,13 @@ pub fn refine(ev: &Evidence) -> Option<Hit> {
 }
 
 fn resource_exhausted(ev: &Evidence) -> Option<Hit> {
-    if ev.code(&["model_capacity_exhausted"]) || ev.has(&["no capacity available"]) {
+    if ev.code(&["model_capacity_exhausted"]) || ev.has(phrases!(NO_CAPACITY)) {
         return hit(Reason::Overloaded, "gemini.429-capacity");
     }
-    if ev.has(&["perday", "per_day", "quota will reset", "exhausted your capacity"]) {
+    if ev.has(phrases!(PER_DAY)) {
         return hit(Reason::QuotaExhausted, "gemini.429-per-day");
     }
-    if ev.has(&["perminute", "per_minute"]) {
+    if ev.has(phrases!(PER_MINUTE)) {
         return hit(Reason::RateLimit, "gemini.429-per-minute");
     }
     hit(Reason::RateLimit, "gemini.429")

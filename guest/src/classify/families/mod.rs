@@ -13,9 +13,30 @@ mod groq;
 mod openai;
 mod openrouter;
 
-use super::evidence::Evidence;
+use super::evidence::{at, Evidence};
+use super::phrases::phrases;
 use super::{Family, Hit};
 use crate::types::Reason;
+
+/// The families' phrase lists, for the one-pass search (`phrases.rs`).
+pub const PHRASES: &[&[&str]] = &[
+    anthropic::LOW_CREDIT,
+    bedrock::MODEL_ACCESS,
+    dashscope::USED_UP,
+    dashscope::TPM,
+    dashscope::OVERDUE,
+    dashscope::MODEL_QUOTED,
+    dashscope::NOT_SUPPORTED,
+    gemini::KEY_INVALID,
+    gemini::ENABLE_BILLING,
+    gemini::LOCATION,
+    gemini::NO_CAPACITY,
+    gemini::PER_DAY,
+    gemini::PER_MINUTE,
+    openrouter::MODERATION,
+    openrouter::UPSTREAM,
+    openrouter::PER_DAY,
+];
 
 pub fn refine(family: Family, ev: &Evidence) -> Option<Hit> {
     match family {

@@ -6,21 +6,25 @@
 //! Errors after the stream started come in a 200 as an SSE `data:` chunk with `error`.
 //! Timing: `X-RateLimit-Reset` (epoch ms, also repeated in `error.metadata.headers`).
 
-use super::{hit, Evidence, Hit};
+use super::{at, hit, phrases, Evidence, Hit};
 use crate::types::Reason;
 
+pub(super) const MODERATION: &[&str] = &["moderation", "flagged"];
+pub(super) const UPSTREAM: &[&str] = &["rate-limited upstream"];
+pub(super) const PER_DAY: &[&str] = &["per-day", "per day"];
+
 pub fn refine(ev: &Evidence) -> Option<Hit> {
-    let metadata = ev.doc.as_ref().and_then(|d| d.pointer("/error/metadata"));
+    let metadata = ev.doc.as_ref().and_then(|d| at(d, &["error", "metadata"]));
     // 403: the model requires moderation and the input was flagged (`metadata.reasons`,
     // `metadata.flagged_input`).
-    if ev.status == 403 && (metadata.is_some_and(|m| m.get("flagged_input").is_some()) || ev.has(&["moderation", "flagged"])) {
+    if ev.status == 403 && (metadata.is_some_and(|m| m.get("flagged_input").is_some()) || ev.has(phrases!(MODERATION))) {
         return hit(Reason::ContentFilter, "openrouter.403-moderation");
     }
     // 429 from the upstream provider ("is temporarily rate-limited upstream", "Provider returned
     // error"): OpenRouter's shared capacity at that provider, which another OpenRouter key would
     // hit just the same.
     let upstream = metadata.is_some_and(|m| m.get("provider_name").is_some_and(|p| !p.is_null()));
-    if ev.status == 429 && (upstream || ev.has(&["rate-limited upstream"])) && !ev.has(&["per-day", "per day"]) {
+    if ev.status == 429 && (upstream || ev.has(phrases!(UPSTREAM))) && !ev.has(phrases!(PER_DAY)) {
         return hit(Reason::Overloaded, "openrouter.429-upstream");
     }
     // 503: no provider meets the routing requirements right now.
