@@ -31,17 +31,55 @@ export async function compile(bytes) {
   for (const [name, data] of files) {
     if (name.endsWith('.wasm')) modules.set(name, new WebAssembly.Module(data));
   }
-  const source = Buffer.from(files.get('policy.js')).toString('utf8');
+  const { source, rewrites } = fasterBindings(Buffer.from(files.get('policy.js')).toString('utf8'));
   // The generated JS imports nothing in sync mode, so it loads from a data: URL, no file written.
   const mod = await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`);
-  const entry = { hash, instantiate: mod.instantiate, modules };
+  const entry = { hash, instantiate: mod.instantiate, modules, rewrites };
   compiled.set(hash, entry);
   return entry;
+}
+
+// Two spots in jco-transpile 0.15's generated JS cost far more than they do (no transpile option
+// turns them off); each is rewritten to an equivalent only where its exact text is found, so a
+// jco whose output differs is loaded unchanged (correct, only slower; test/bindings.test.js
+// notices):
+// - `_debugLog`, called 10-60 times per export call (task bookkeeping and trampolines), reads
+//   `process.env.JCO_DEBUG` (a getenv) each time: about 60% of a `select`. It now reads it once
+//   per instantiation.
+// - `WebAssembly.promising(f)` (JSPI), tried once per export at instantiation, is missing in
+//   Node 20-22; the TypeError V8 throws makes it re-parse the whole generated function to word its
+//   message, about 4 ms per export, 45 ms per instantiation. A helper throws a prepared error
+//   instead, so jco's own catch takes the same synchronous fallback as before.
+const DEBUG_LOG = /const _debugLog = \(\.\.\.args\) => \{\s*if \(!globalThis\?\.process\?\.env\?\.JCO_DEBUG\) \{ return; \}\s*console\.debug\(\.\.\.args\);\s*\};/g;
+const DEBUG_LOG_ONCE = 'const _debugLog = globalThis?.process?.env?.JCO_DEBUG ? (...args) => console.debug(...args) : () => {};';
+const PROMISING = /\bWebAssembly\.promising\(/g;
+const PROMISING_HELPER = 'const _fpNoJspi = new TypeError(\'WebAssembly.promising is not a function\');\n'
+  + 'function _fpPromising(f) { if (typeof WebAssembly.promising !== \'function\') throw _fpNoJspi; return WebAssembly.promising(f); }\n';
+
+/** The generated bindings with the rewrites above applied where they fit; `rewrites` names them. */
+export function fasterBindings(source) {
+  const rewrites = [];
+  if ((source.match(DEBUG_LOG) ?? []).length === 1) {
+    source = source.replace(DEBUG_LOG, DEBUG_LOG_ONCE);
+    rewrites.push('debug-log');
+  }
+  if (source.includes('WebAssembly.promising(') && !source.includes('_fpPromising')) {
+    source = PROMISING_HELPER + source.replace(PROMISING, '_fpPromising(');
+    rewrites.push('promising');
+  }
+  return { source, rewrites };
 }
 
 /** How many distinct components this process has compiled (for the swap-memory test). */
 export function compiledCount() {
   return compiled.size;
+}
+
+let instances = 0;
+
+/** How many instances this process has created (for the swap tests: a seen build reuses one). */
+export function instanceCount() {
+  return instances;
 }
 
 function toBytes(bytes) {
@@ -62,6 +100,7 @@ function wasiImports() {
 export function instantiate(entry, host) {
   const imports = { ...wasiImports(), [HOST]: host };
   const exports = entry.instantiate((name) => entry.modules.get(name), imports);
+  instances += 1;
   const api = exports[EXPORT] ?? exports.policy;
   if (!api?.Engine) throw new Error(`not a policy component: no ${EXPORT} engine`);
   return new Guest(api, entry.hash);
@@ -190,7 +229,15 @@ class Guest {
   version() {
     return this.api.version();
   }
+
+  /** Frees `engine` in the guest now (instead of when it is garbage collected). */
+  drop(engine) {
+    engine[DISPOSE]();
+  }
 }
+
+/** jco puts a resource's destructor under this symbol. */
+const DISPOSE = Symbol.dispose ?? Symbol.for('dispose');
 
 /** Runs a result-returning export: jco returns the ok value and throws the err payload. */
 export function tagged(fn) {

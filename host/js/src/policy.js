@@ -24,9 +24,14 @@ export class Policy {
   #events = new Events();
   #host;
   #entry;
+  /** The live instance (undefined after a fault until a restart succeeds). */
   #guest;
   #engine;
-  /** The state after the last completed guest call: what a re-instantiation restores. */
+  /**
+   * The state after the last completed call that could change it (the guest takes `&mut self`
+   * for it): what a restart restores, and what `snapshot()` returns. Calls that only read the
+   * state (prepare, classify, check, version) do not take it again.
+   */
   #last;
   #failMode;
   #maxCrashes;
@@ -34,6 +39,12 @@ export class Policy {
   #maxPayloadBytes;
   /** The compiled policy a swap replaced, to fall back to in a crash loop. */
   #previous;
+  /**
+   * A healthy instance of `#previous` with no engine in it (it never faulted), kept so that
+   * swapping back, or falling back in a crash loop, creates an engine in it from the snapshot
+   * instead of instantiating again. Dropped as soon as anything fails in it.
+   */
+  #spare;
   /** Times (performance.now) of the faults within the crash window. */
   #faults = [];
   /** Why every call now fails closed (a crash loop with nothing to fall back to), if it does. */
@@ -97,15 +108,16 @@ export class Policy {
   }
 
   /**
-   * Runs `fn(engine, guest)`. A throw out of the guest (a trap, or a bug) may leave it
-   * half-updated, so it is replaced (see #fault) and `fallback(mode, why)` decides the call's
-   * outcome; without a fallback the caller gets a GuestTrap.
+   * Runs `fn(engine, guest)`; after a call that `mutates` the state, takes the snapshot a restart
+   * would restore, before the caller sees the result. A throw out of the guest (a trap, or a bug)
+   * may leave it half-updated, so it is replaced (see #fault) and `fallback(mode, why)` decides
+   * the call's outcome; without a fallback the caller gets a GuestTrap.
    */
-  #run(fn, fallback) {
+  #run(mutates, fn, fallback) {
     if (this.#closed !== undefined) return failed(this.#closed, 'closed', fallback);
     try {
       const out = fn(this.#engine, this.#guest);
-      this.#last = this.#engine.snapshot();
+      if (mutates) this.#last = this.#engine.snapshot();
       return out;
     } catch (e) {
       const why = describe(e);
@@ -119,6 +131,9 @@ export class Policy {
    * back to the policy a swap replaced, or else fails every call closed until the next swap.
    */
   #fault(why) {
+    // The instance may be trapped or half-updated: it is never called again.
+    this.#guest = undefined;
+    this.#engine = undefined;
     const now = performance.now();
     this.#faults = [...this.#faults.filter((t) => now - t <= this.#crashWindowMs), now];
     const n = this.#faults.length;
@@ -128,7 +143,8 @@ export class Policy {
         + `(${n} of ${this.#maxCrashes} faults allowed within ${window})`);
     }
     this.#faults = [];
-    if (this.#previous && this.#restart(this.#previous)) {
+    const spare = this.#takeSpare();
+    if (this.#previous && (this.#restart(this.#previous, spare) || (spare && this.#restart(this.#previous)))) {
       this.#entry = this.#previous;
       this.#previous = undefined;
       return this.#notice('host.policy-crash-loop', `the policy failed ${n} times within ${window} (last: ${why}); `
@@ -139,10 +155,10 @@ export class Policy {
       + 'previous policy could take over; every call now fails closed until a swap');
   }
 
-  /** A fresh instance of `entry` from the last good state; false if even that fails. */
-  #restart(entry) {
+  /** `entry` (in `spare`, or a fresh instance) from the last good state; false if that fails. */
+  #restart(entry, spare) {
     try {
-      const guest = instantiate(entry, this.#host);
+      const guest = spare ?? instantiate(entry, this.#host);
       const engine = this.#create(guest, this.#last);
       this.#guest = guest;
       this.#engine = engine;
@@ -150,6 +166,23 @@ export class Policy {
     } catch {
       return false; // a policy that fails even to start counts as part of the crash loop
     }
+  }
+
+  /** `guest` with `engine` dropped, to keep as the spare; undefined if dropping it failed. */
+  #retire(guest, engine) {
+    try {
+      guest.drop(engine);
+      return guest;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The spare instance, now owned by the caller (it is used at most once). */
+  #takeSpare() {
+    const spare = this.#spare;
+    this.#spare = undefined;
+    return spare;
   }
 
   #notice(rule, message) {
@@ -163,7 +196,7 @@ export class Policy {
 
   /** The route to start with; throws a PolicyError saying per provider why there is none. */
   select() {
-    const r = this.#run((e) => tagged(() => e.select()), (mode, why) => ({ err: { message: finalError(why).message, providers: [] } }));
+    const r = this.#run(MUTATES, (e) => tagged(() => e.select()), (mode, why) => ({ err: { message: finalError(why).message, providers: [] } }));
     if (r.err) throw noRouteError(r.err);
     return r.ok;
   }
@@ -175,7 +208,7 @@ export class Policy {
    * Throws a PolicyError with the guest's final error (per provider why) when no route will do.
    */
   startCall() {
-    const r = this.#run((e) => tagged(() => e.startCall()), (mode, why) => ({ err: finalError(why) }));
+    const r = this.#run(MUTATES, (e) => tagged(() => e.startCall()), (mode, why) => ({ err: finalError(why) }));
     if (r.err) throw new PolicyError(r.err);
     return r.ok;
   }
@@ -183,19 +216,19 @@ export class Policy {
   /** The guest's next action after `failure` ({status, headers, body} or {transport, message}). */
   onFailure(route, failure, progress) {
     const args = [encodeRoute(route), encodeFailure(failure), encodeProgress(progress)];
-    return this.#run((e) => e.onFailure(...args), (mode, why) => failedAction(mode, ...args, why));
+    return this.#run(MUTATES, (e) => e.onFailure(...args), (mode, why) => failedAction(mode, ...args, why));
   }
 
   onSuccess(route) {
     const r = encodeRoute(route);
-    this.#run((e) => e.onSuccess(r), () => undefined);
+    this.#run(MUTATES, (e) => e.onSuccess(r), () => undefined);
   }
 
   /** The request rewritten for `route` (URL, model, auth header name, timeouts). */
   prepare(route, request) {
     const args = [encodeRoute(route), encodeRequest(request)];
     this.#bound('the request body', args[1].body);
-    const r = this.#run((e) => tagged(() => e.prepare(...args)));
+    const r = this.#run(READS, (e) => tagged(() => e.prepare(...args)));
     if (r.err) throw new PolicyError({ reason: 'bad-request', message: r.err.message });
     return r.ok;
   }
@@ -204,20 +237,23 @@ export class Policy {
   classify(provider, failure) {
     if (typeof provider !== 'string') throw new TypeError('provider must be a string');
     const f = encodeFailure(failure);
-    return this.#run((e, guest) => guest.classify(provider, f));
+    return this.#run(READS, (e, guest) => guest.classify(provider, f));
   }
 
-  /** The state as JSON text, for `Policy.load(config, {state})` in the next process. */
+  /**
+   * The state as JSON text, for `Policy.load(config, {state})` in the next process. Taken once:
+   * it is also the new last good state.
+   */
   snapshot() {
-    return this.#run((e) => e.snapshot(), () => this.#last);
+    return this.#run(READS, (e) => (this.#last = e.snapshot()), () => this.#last);
   }
 
   check() {
-    return this.#run((e) => e.check());
+    return this.#run(READS, (e) => e.check());
   }
 
   version() {
-    return this.#run((e, guest) => guest.version());
+    return this.#run(READS, (e, guest) => guest.version());
   }
 
   /** Replaces the secrets ({credentialId: secret}, or from the environment when omitted). */
@@ -230,7 +266,7 @@ export class Policy {
   setCredentials(credentials) {
     this.#credentials = encodeCredentials(credentials);
     // On a fault the restart hands the guest the new credentials with the last good state.
-    this.#run((e) => e.setCredentials(this.#credentials), () => undefined);
+    this.#run(MUTATES, (e) => e.setCredentials(this.#credentials), () => undefined);
   }
 
   /**
@@ -278,7 +314,7 @@ export class Policy {
   callSync(request) {
     const req = encodeRequest(request);
     this.#bound('the request body', req.body);
-    const r = this.#run((e) => tagged(() => e.call(req)), (mode, why) => ({ err: { error: finalError(why), attempts: [] } }));
+    const r = this.#run(MUTATES, (e) => tagged(() => e.call(req)), (mode, why) => ({ err: { error: finalError(why), attempts: [] } }));
     if (r.err) throw new PolicyError(r.err.error, r.err.attempts);
     return r.ok;
   }
@@ -286,7 +322,8 @@ export class Policy {
   /**
    * Switches to another policy component (a path or bytes), carrying the state. The new one must
    * instantiate, accept the config and current state, and pass `check()`; on any failure the
-   * current policy stays and a SwapError says why. Resolves to the new `version()`.
+   * current policy stays and a SwapError says why. Resolves to the new `version()`. Swapping back
+   * to the build this one replaced reuses its instance (a restore, no instantiation).
    */
   async swap(wasm) {
     let entry;
@@ -296,21 +333,26 @@ export class Policy {
       throw new SwapError(e.message, e);
     }
     // From here on everything is synchronous: no call can change the state under the swap.
+    const current = this.snapshot(); // first: a fault here restarts (or falls back) before the swap
+    const spare = entry === this.#previous ? this.#takeSpare() : undefined;
     let guest;
     let engine;
     let state;
     let version;
     try {
-      guest = instantiate(entry, this.#host);
-      engine = this.#create(guest, this.snapshot());
+      guest = spare ?? instantiate(entry, this.#host);
+      engine = this.#create(guest, current);
       const report = engine.check();
       if (!report.ok) throw new Error(`check failed: ${report.findings.join('; ')}`);
       state = engine.snapshot();
       version = guest.version();
     } catch (e) {
-      throw new SwapError(e.message, e);
+      throw new SwapError(e.message, e); // the spare, if used, may be trapped: it is gone
     }
-    if (entry !== this.#entry) this.#previous = this.#entry;
+    if (entry !== this.#entry) {
+      this.#previous = this.#entry;
+      this.#spare = this.#guest && this.#retire(this.#guest, this.#engine);
+    }
     this.#entry = entry;
     this.#guest = guest;
     this.#engine = engine;
@@ -320,6 +362,10 @@ export class Policy {
     return version;
   }
 }
+
+/** Whether a call can change the engine's state (the guest takes `&mut self` for it). */
+const MUTATES = true;
+const READS = false;
 
 async function readWasm(wasm) {
   if (typeof wasm === 'string' || wasm instanceof URL) {

@@ -9,6 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'nod
 import { fileURLToPath } from 'node:url';
 import { GuestTrap, PayloadTooLarge, Policy, PolicyError, SwapError, VirtualClock } from '../src/index.js';
 import { failedAction } from '../src/fault.js';
+import { instanceCount } from '../src/bindings.js';
 import { QUOTA_429 } from './mock-provider.js';
 import { initCooldownConfig, SECRETS } from './configs.js';
 
@@ -125,6 +126,23 @@ test('a crash loop with nothing to fall back to fails closed until a swap', { sk
   assert.equal(notices(events, 'host.policy-closed').length, 1);
   await policy.swap(new URL('../src/policy.wasm', import.meta.url));
   assert.equal(policy.select().provider, 'alibaba-coding-plan', 'a good swap reopens');
+});
+
+test('a swap back that fails in the kept instance keeps the running policy and drops that instance', { skip: NO_CARGO }, async () => {
+  // The schema-1 build refuses the schema-2 state the good policy writes once it took over.
+  const policy = await Policy.load(initCooldownConfig(MOCK), { secrets: SECRETS, wasm: broken('schema'), clock: new VirtualClock() });
+  await policy.swap(new URL('../src/policy.wasm', import.meta.url));
+  const route = policy.select();
+  policy.onFailure(route, { status: QUOTA_429.status, body: JSON.stringify(QUOTA_429.body) });
+  const before = policy.snapshot();
+  let n = instanceCount();
+  await assert.rejects(policy.swap(broken('schema')), (e) => e instanceof SwapError && /state\.schema/.test(e.message));
+  assert.equal(instanceCount(), n, 'the kept instance of the build it replaced was tried');
+  n = instanceCount();
+  await assert.rejects(policy.swap(broken('schema')), SwapError);
+  assert.equal(instanceCount(), n + 1, 'after failing once it is gone: a fresh instance');
+  assert.equal(policy.snapshot(), before);
+  assert.equal(policy.select().position, 1);
 });
 
 test('an oversized payload is refused before the call', async () => {

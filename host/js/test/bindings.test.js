@@ -1,0 +1,45 @@
+// The generated bindings: the rewrites of jco-transpile's output (src/bindings.js) apply to the
+// pinned jco, change nothing but the two costly spots, and leave unknown text alone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { compile, fasterBindings } from '../src/bindings.js';
+
+const WASM = readFileSync(new URL('../src/policy.wasm', import.meta.url));
+
+test('both rewrites apply to the pinned jco-transpile output', async () => {
+  const entry = await compile(new Uint8Array(WASM));
+  // If this fails after a jco upgrade, the bindings still work, only slower: see fasterBindings.
+  assert.deepEqual(entry.rewrites, ['debug-log', 'promising']);
+});
+
+test('the rewrites touch only the debug log and the JSPI probe, and keep their behaviour', async () => {
+  const generated = [
+    'export function instantiate(g, i) {',
+    '  const _debugLog = (...args) => {',
+    '    if (!globalThis?.process?.env?.JCO_DEBUG) { return; }',
+    '    console.debug(...args);',
+    '  };',
+    '  let f, h;',
+    '  try { f = WebAssembly.promising(g); } catch { f = g; }',
+    '  try { h = WebAssembly.promising(i); } catch { h = i; }',
+    "  _debugLog('called', { f, h });",
+    '  return [f, h];',
+    '}',
+  ].join('\n');
+  const { source, rewrites } = fasterBindings(generated);
+  assert.deepEqual(rewrites, ['debug-log', 'promising']);
+  assert.match(source, /const _debugLog = globalThis\?\.process\?\.env\?\.JCO_DEBUG \? .* : \(\) => \{\};/);
+  assert.equal(source.match(/_fpPromising\(/g).length, 3, 'the helper and both calls');
+  assert.doesNotMatch(source, /WebAssembly\.promising\((g|i)\)/);
+  const { instantiate } = await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`);
+  const g = () => 1;
+  const i = () => 2;
+  const [f, h] = instantiate(g, i);
+  // Without JSPI the helper throws, so the generated catch takes the same fallback as before
+  // (with JSPI, WebAssembly.promising refuses a JS function: the same fallback too).
+  assert.equal(f, g);
+  assert.equal(h, i);
+  const unknown = 'const _debugLog = () => { maybe(); };\nWebAssembly.instantiate(x);';
+  assert.deepEqual(fasterBindings(unknown), { source: unknown, rewrites: [] });
+});
