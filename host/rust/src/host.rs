@@ -27,6 +27,8 @@ pub struct Host {
     clock: Clock,
     events: Box<dyn EventSink>,
     seed: Option<u64>,
+    /// Events emitted so far: a select or start-call that emitted none changed no state (a WIT promise).
+    emitted: u64,
 }
 
 impl Host {
@@ -39,6 +41,7 @@ impl Host {
             clock: Clock::System,
             events: Box::new(|_: Event| {}),
             seed: None,
+            emitted: 0,
         }
     }
 
@@ -82,6 +85,7 @@ impl host::Host for Host {
     }
 
     fn emit(&mut self, event: Event) {
+        self.emitted += 1;
         self.events.emit(event)
     }
 
@@ -91,6 +95,12 @@ impl host::Host for Host {
 }
 
 impl types::Host for Host {}
+
+impl Host {
+    pub(crate) fn emitted(&self) -> u64 {
+        self.emitted
+    }
+}
 
 /// A random u64 from std's per-process hash keys and the time: jitter needs no better.
 fn entropy() -> u64 {

@@ -59,6 +59,11 @@ impl Instance {
         }
     }
 
+    /// How many events the guest has emitted through this instance.
+    pub fn events_emitted(&self) -> u64 {
+        self.store.data().host.emitted()
+    }
+
     /// What a failure from `provider` means; stateless.
     pub fn classify(&mut self, provider: &str, failure: &Failure) -> Result<Classified, Error> {
         self.arm();
