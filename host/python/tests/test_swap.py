@@ -73,3 +73,38 @@ def test_trapped_instance_is_rebuilt_from_last_snapshot(mock) -> None:
     policy._inst.poisoned = True
     with pytest.raises(GuestTrap, match="restored the last good state"):
         policy.classify("alibaba-coding-plan", status=503)
+
+
+def test_select_changes_persisted_state_only_with_an_event(mock) -> None:
+    """Policy snapshots after select and start-call only when they emitted an event (a claimed
+    probe, a moved chain position): hold the guest to that through cooldowns, fallbacks, an
+    opened circuit and its probe."""
+    clock = VirtualClock()
+    config = fallback_config(mock)
+    config["providers"]["alibaba-coding-plan"]["credentials"].append({"id": "ali-2"})
+    policy = Policy.load(config, secrets={**SECRETS, "ali-2": "sk-ali-2"}, clock=clock)
+    host = policy._host
+
+    def state() -> dict:
+        s = json.loads(policy._inst.snapshot(policy._engine))
+        s.pop("saved_at_ms")
+        return s
+
+    changed_silently, changes = [], 0
+    failures = [(503, "overloaded"), (429, json.dumps(QUOTA_429[1])), (500, "boom"), (502, ""), (401, "no")]
+    for step in range(120):
+        clock.advance([1_000, 30_000, 400_000, 4_000_000][step % 4])
+        for call in (policy._inst.select, policy._inst.start_call):
+            before, emitted = state(), host.emitted
+            result = call(policy._engine)
+            after = state()
+            if after != before:
+                changes += 1
+                if host.emitted == emitted:
+                    changed_silently.append((step, call.__name__, before, after))
+            route = getattr(result, "route", result)
+            if hasattr(route, "credential") and step % 3:
+                status, body = failures[step % len(failures)]
+                policy.on_failure(route, status=status, body=body)
+    assert not changed_silently, changed_silently[0]
+    assert changes > 0, "the sequence exercised select's state changes"
