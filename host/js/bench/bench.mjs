@@ -2,7 +2,9 @@
 // swaps. Prints the table format of the Rust benches; `--json FILE` also writes the rows for
 // scripts/bench.sh. Decisions are timed through the public `Policy` (what users call) and, for
 // select, on-failure and snapshots, through the bare guest too: the difference is what the
-// package adds per call.
+// package adds per call. `swap to first decision: cached` alternates two builds, so each swap
+// goes back to the build it replaced and reuses its kept instance; the `not the build replaced`
+// row cycles three, so each swap instantiates the cached modules afresh.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { Policy, VirtualClock } from '../src/index.js';
 import { compile, instantiate, encodeFailure, encodeRoute } from '../src/bindings.js';
@@ -174,6 +176,16 @@ const swapCached = async () => {
   policy.select();
 };
 await timed('swap to first decision: cached', swapCached, 50);
+// Cycling through three seen builds: each is neither the running one nor the one it replaced,
+// so no kept instance fits (a fresh instance of the cached modules).
+const third = uniqueWasm(base, 2);
+await compile(third);
+const builds = [new Uint8Array(base), alt, third];
+let turn = 0;
+await timed('swap to first decision: cached, not the build replaced', async () => {
+  await policy.swap(builds[turn++ % 3]);
+  policy.select();
+}, 50);
 
 global.gc?.();
 const before = process.memoryUsage();

@@ -125,9 +125,11 @@ function uint(v, what, bits) {
   return bits === 64 ? n : Number(n);
 }
 
+const UTF8 = new TextEncoder();
+
 function bytes(v, what) {
   if (v === undefined || v === null) return new Uint8Array();
-  if (typeof v === 'string') return new TextEncoder().encode(v);
+  if (typeof v === 'string') return UTF8.encode(v);
   if (v instanceof Uint8Array) return v;
   if (v instanceof ArrayBuffer) return new Uint8Array(v);
   throw new TypeError(`${what} must be a string or bytes`);
