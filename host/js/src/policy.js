@@ -22,15 +22,16 @@ export class Policy {
   #credentials;
   #clock;
   #events = new Events();
+  /** Events the guest has emitted (a select or start-call that emitted none changed nothing). */
+  #emitted = 0;
   #host;
   #entry;
   /** The live instance (undefined after a fault until a restart succeeds). */
   #guest;
   #engine;
   /**
-   * The state after the last completed call that could change it (the guest takes `&mut self`
-   * for it): what a restart restores, and what `snapshot()` returns. Calls that only read the
-   * state (prepare, classify, check, version) do not take it again.
+   * The state after the last completed call that changed it: what a restart restores. Taken
+   * after the calls that change it (see MUTATES), not after those that only read it.
    */
   #last;
   #failMode;
@@ -86,8 +87,9 @@ export class Policy {
     this.#credentials = credentials ? encodeCredentials(credentials) : credentialInfo(this.#secrets);
     this.#clock = clock ?? new SystemClock();
     if (onEvent) this.#events.on(onEvent);
+    const events = { emit: (event) => { this.#emitted += 1; this.#events.emit(event); } };
     this.#host = hostImports({
-      clock: () => this.#clock, events: this.#events, secrets: () => this.#secrets, send: syncSend, seed,
+      clock: () => this.#clock, events, secrets: () => this.#secrets, send: syncSend, seed,
     });
     this.#entry = entry;
     this.#guest = instantiate(entry, this.#host);
@@ -108,16 +110,20 @@ export class Policy {
   }
 
   /**
-   * Runs `fn(engine, guest)`; after a call that `mutates` the state, takes the snapshot a restart
-   * would restore, before the caller sees the result. A throw out of the guest (a trap, or a bug)
+   * Runs `fn(engine, guest)`; after a call that changed the state (`mutates`: MUTATES, READS or
+   * WITH_AN_EVENT), takes the snapshot a restart would restore, before the caller sees the
+   * result, so no change a caller saw is lost. A throw out of the guest (a trap, or a bug)
    * may leave it half-updated, so it is replaced (see #fault) and `fallback(mode, why)` decides
    * the call's outcome; without a fallback the caller gets a GuestTrap.
    */
   #run(mutates, fn, fallback) {
     if (this.#closed !== undefined) return failed(this.#closed, 'closed', fallback);
     try {
+      const emitted = this.#emitted;
       const out = fn(this.#engine, this.#guest);
-      if (mutates) this.#last = this.#engine.snapshot();
+      if (mutates === MUTATES || (mutates === WITH_AN_EVENT && this.#emitted !== emitted)) {
+        this.#last = this.#engine.snapshot();
+      }
       return out;
     } catch (e) {
       const why = describe(e);
@@ -196,7 +202,7 @@ export class Policy {
 
   /** The route to start with; throws a PolicyError saying per provider why there is none. */
   select() {
-    const r = this.#run(MUTATES, (e) => tagged(() => e.select()), (mode, why) => ({ err: { message: finalError(why).message, providers: [] } }));
+    const r = this.#run(WITH_AN_EVENT, (e) => tagged(() => e.select()), (mode, why) => ({ err: { message: finalError(why).message, providers: [] } }));
     if (r.err) throw noRouteError(r.err);
     return r.ok;
   }
@@ -208,7 +214,7 @@ export class Policy {
    * Throws a PolicyError with the guest's final error (per provider why) when no route will do.
    */
   startCall() {
-    const r = this.#run(MUTATES, (e) => tagged(() => e.startCall()), (mode, why) => ({ err: finalError(why) }));
+    const r = this.#run(WITH_AN_EVENT, (e) => tagged(() => e.startCall()), (mode, why) => ({ err: finalError(why) }));
     if (r.err) throw new PolicyError(r.err);
     return r.ok;
   }
@@ -363,9 +369,15 @@ export class Policy {
   }
 }
 
-/** Whether a call can change the engine's state (the guest takes `&mut self` for it). */
-const MUTATES = true;
-const READS = false;
+/**
+ * Whether a call can change the engine's state (a snapshot costs as much as a decision, so it
+ * is taken only after those): MUTATES, READS (the guest takes `&self`), or WITH_AN_EVENT for
+ * select and start-call, which change it only together with an event (a promise of the WIT
+ * contract, held by host/rust/tests/promises.rs).
+ */
+const MUTATES = 'mutates';
+const READS = 'reads';
+const WITH_AN_EVENT = 'with-an-event';
 
 async function readWasm(wasm) {
   if (typeof wasm === 'string' || wasm instanceof URL) {

@@ -1,4 +1,4 @@
-// What the Policy does per call and per swap: a snapshot only after calls that can change the
+// What the Policy does per call and per swap: a snapshot only after calls that changed the
 // state, yet a fault restores the last good state with no change a caller saw lost; a trapped
 // instance is never called again; swapping back to a seen build reuses its instance.
 import { test } from 'node:test';
@@ -62,10 +62,11 @@ async function observed() {
 async function load(options = {}) {
   const o = await observed();
   const events = [];
+  const clock = new VirtualClock(1_795_528_800_000);
   const policy = new Policy(o.entry, initCooldownConfig(MOCK), {
-    secrets: SECRETS, clock: new VirtualClock(1_795_528_800_000), onEvent: (e) => events.push(e), ...options,
+    secrets: SECRETS, clock, onEvent: (e) => events.push(e), ...options,
   });
-  return { policy, events, ...o };
+  return { policy, events, clock, ...o };
 }
 
 function snapshotsDuring(o, fn) {
@@ -74,14 +75,21 @@ function snapshotsDuring(o, fn) {
   return o.snapshots() - before;
 }
 
-test('a snapshot is taken after the calls that can change the state, once, and not after reads', async () => {
+test('a snapshot after on-failure and the like, after select or start-call only with an event, never after reads', async () => {
   const o = await load();
   const { policy } = o;
-  const route = policy.select();
-  assert.equal(snapshotsDuring(o, () => policy.select()), 1, 'select can change the state (probes, active route)');
-  assert.equal(snapshotsDuring(o, () => policy.onFailure(route, QUOTA)), 1);
+  let route;
+  assert.equal(snapshotsDuring(o, () => { route = policy.select(); }), 0, 'a quiet select changed nothing');
+  assert.equal(snapshotsDuring(o, () => policy.startCall()), 0, 'nor a quiet start-call');
+  assert.equal(snapshotsDuring(o, () => policy.onFailure(route, QUOTA)), 1, 'ali-1 cools down: fall back');
+  assert.equal(snapshotsDuring(o, () => { route = policy.select(); }), 0, 'still quiet on the fallback');
+  assert.equal(route.position, 1);
+  o.clock.advance(2 * 24 * 3_600_000);
+  const events = o.events.length;
+  assert.equal(snapshotsDuring(o, () => { route = policy.select(); }), 1, 'a select with an event (primary back)');
+  assert.ok(o.events.slice(events).some((e) => e.kind === 'primary-restored'));
+  assert.equal(route.position, 0);
   assert.equal(snapshotsDuring(o, () => policy.onSuccess(route)), 1);
-  assert.equal(snapshotsDuring(o, () => policy.startCall()), 1);
   assert.equal(snapshotsDuring(o, () => policy.setCredentials([{ id: 'ali-1', fingerprint: 'f1' }, { id: 'ten-1', fingerprint: 'f2' }])), 1);
   assert.equal(snapshotsDuring(o, () => policy.prepare(route, REQUEST)), 0);
   assert.equal(snapshotsDuring(o, () => policy.classify('alibaba-coding-plan', QUOTA)), 0);
@@ -90,13 +98,14 @@ test('a snapshot is taken after the calls that can change the state, once, and n
   assert.equal(snapshotsDuring(o, () => policy.snapshot()), 1, 'snapshot() calls the guest once');
 });
 
-test('a fault after reads restores the state of the last change the caller saw', async () => {
+test('a fault after reads and quiet selects restores the state of the last change the caller saw', async () => {
   const o = await load();
   const { policy, events } = o;
   const action = policy.onFailure(PRIMARY, QUOTA); // acknowledged: ali-1 cools down, fall back
   assert.equal(action.route.position, 1);
   const seen = policy.snapshot();
-  policy.prepare(action.route, REQUEST); // reads: no snapshot
+  policy.prepare(action.route, REQUEST); // reads and a quiet select: no snapshot
+  assert.equal(policy.select().position, 1);
   policy.classify('alibaba-coding-plan', QUOTA);
   policy.version();
   const faulted = o.instances();
