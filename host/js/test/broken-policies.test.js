@@ -106,7 +106,9 @@ test('a crash loop after a swap falls back to the previous policy with the state
   const version = policy.version();
   const before = policy.snapshot();
   await policy.swap(broken('trap'));
+  const n = instanceCount();
   for (let i = 0; i < 3; i += 1) assert.throws(() => policy.select(), /the failover policy failed/);
+  assert.equal(instanceCount(), n + 2, 'two restarts; the fallback reuses the kept instance of the previous policy');
   assert.deepEqual(policy.version(), version);
   assert.equal(policy.snapshot(), before);
   assert.equal(policy.select().position, 1, 'the cooldown survived the crash loop');
