@@ -2,8 +2,9 @@
 //! document (JSON, or the `error` event of an event stream), the provider's own message and its
 //! error codes. Every rule reads this instead of the raw bytes.
 
-use serde_json::Value;
+use std::borrow::Cow;
 
+use super::json::Json;
 use super::phrases::{self, Mask};
 use super::BODY_PREFIX;
 use crate::types::HttpResponse;
@@ -21,7 +22,7 @@ pub struct Evidence<'a> {
     /// The rules' phrases that occur in `text`.
     found: Mask,
     /// The error document: the body's JSON (first element of an array), or a stream's error event.
-    pub doc: Option<Value>,
+    pub doc: Option<Json<'a>>,
     /// Error codes, types, statuses and reasons, lowercased (`insufficient_quota`,
     /// `resource_exhausted`, `throttlingexception`, `api_key_invalid`, ...).
     pub codes: Vec<String>,
@@ -36,15 +37,18 @@ pub struct Evidence<'a> {
 impl<'a> Evidence<'a> {
     pub fn read(response: &'a HttpResponse) -> Evidence<'a> {
         let end = response.body.len().min(BODY_PREFIX);
-        let raw = String::from_utf8_lossy(&response.body[..end]);
+        let prefix = &response.body[..end];
+        // `from_utf8` checks valid text much faster than the lossy decoder, which only invalid text needs.
+        let raw = std::str::from_utf8(prefix).map_or_else(|_| String::from_utf8_lossy(prefix), Cow::Borrowed);
         let text = raw.to_lowercase();
         let found = phrases::scan(text.as_bytes());
         let html = is_html(&text);
-        let doc = if html { None } else { stream_error(&raw).or_else(|| parse(&raw)) };
-        let doc = doc.map(|d| match d {
-            Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
-            other => other,
-        });
+        let doc = match &raw {
+            _ if html => None,
+            Cow::Borrowed(text) => document(text),
+            // Invalid UTF-8, decoded into a local copy: the document must own its strings.
+            Cow::Owned(text) => document(text).map(Json::into_owned),
+        };
         let codes = doc.as_ref().map(codes_of).unwrap_or_default();
         let mut codes = codes;
         if let Some(t) = response.header("x-amzn-errortype") {
@@ -89,12 +93,15 @@ impl<'a> Evidence<'a> {
             None if self.response.body.is_empty() => [status, " (empty body)"].concat(),
             None => [status, " (unreadable body)"].concat(),
         };
-        bounded(&words)
+        if tidy(&words) { words } else { bounded(&words) }
     }
 }
 
 /// Whitespace collapsed, cut to `MESSAGE_MAX` characters on a character boundary.
 pub fn bounded(s: &str) -> String {
+    if tidy(s) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len().min(4 * MESSAGE_MAX));
     for word in s.split_whitespace() {
         if !out.is_empty() {
@@ -115,6 +122,16 @@ pub fn bounded(s: &str) -> String {
     out
 }
 
+/// `s` is already what `bounded` makes of it: short ASCII, single spaces only between words.
+fn tidy(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() <= MESSAGE_MAX
+        && b.first() != Some(&b' ')
+        && b.last() != Some(&b' ')
+        && b.iter().all(|c| c.is_ascii() && !matches!(c, b'\t'..=b'\r'))
+        && !b.windows(2).any(|w| w == b"  ")
+}
+
 /// `n` in decimal, written into `buf`: no allocation or formatting machinery on the hot path.
 fn decimal(n: u16, buf: &mut [u8; 5]) -> &str {
     let mut i = buf.len();
@@ -132,12 +149,20 @@ fn decimal(n: u16, buf: &mut [u8; 5]) -> &str {
 
 /// serde_json's recursion limit (128) turns hostile nesting into an error, never a stack
 /// overflow; a truncated prefix is simply not JSON and falls back to the text signals.
-fn parse(raw: &str) -> Option<Value> {
+fn parse(raw: &str) -> Option<Json<'_>> {
     let trimmed = raw.trim_start();
     if !trimmed.starts_with('{') && !trimmed.starts_with('[') {
         return None;
     }
-    serde_json::from_str(trimmed).ok()
+    Json::parse(trimmed)
+}
+
+/// The error document: a stream's error event or the body's JSON (first element of an array).
+fn document(raw: &str) -> Option<Json<'_>> {
+    stream_error(raw).or_else(|| parse(raw)).map(|d| match d {
+        Json::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+        other => other,
+    })
 }
 
 fn is_html(text: &str) -> bool {
@@ -147,7 +172,7 @@ fn is_html(text: &str) -> bool {
 
 /// The data of the first error event in a server-sent event stream: `event: error` (Anthropic)
 /// or any `data:` JSON carrying an `error` object (OpenAI, OpenRouter mid-stream errors).
-fn stream_error(raw: &str) -> Option<Value> {
+fn stream_error(raw: &str) -> Option<Json<'_>> {
     let t = raw.trim_start();
     if !(t.starts_with("event:") || t.starts_with("data:") || t.starts_with(':')) {
         return None;
@@ -171,23 +196,23 @@ fn stream_error(raw: &str) -> Option<Value> {
 
 /// The object describing the error: `error` when it is an object, else the document itself
 /// when it looks like an error (Bedrock and DashScope put `message`/`code` at the top level).
-fn error_object(doc: &Value) -> Option<&Value> {
+fn error_object<'d, 'a>(doc: &'d Json<'a>) -> Option<&'d Json<'a>> {
     match doc.get("error") {
-        Some(e @ Value::Object(_)) => Some(e),
-        Some(Value::String(_)) => Some(doc),
-        _ if doc.get("type").and_then(Value::as_str) == Some("error") => Some(doc),
-        _ if doc.get("object").and_then(Value::as_str) == Some("error") => Some(doc),
+        Some(e @ Json::Object(_)) => Some(e),
+        Some(Json::String(_)) => Some(doc),
+        _ if doc.get("type").and_then(Json::as_str) == Some("error") => Some(doc),
+        _ if doc.get("object").and_then(Json::as_str) == Some("error") => Some(doc),
         _ => None,
     }
 }
 
-fn codes_of(doc: &Value) -> Vec<String> {
+fn codes_of(doc: &Json) -> Vec<String> {
     let mut out = Vec::new();
-    let mut push = |v: Option<&Value>| match v {
+    let mut push = |v: Option<&Json>| match v {
         // ASCII lowercasing commutes with `aws_code`'s cuts; other text is lowercased whole first.
-        Some(Value::String(s)) if s.is_ascii() && !s.is_empty() => out.push(aws_code(s)),
-        Some(Value::String(s)) if !s.is_empty() => out.push(aws_code(&s.to_lowercase())),
-        Some(Value::Number(n)) => out.push(aws_code(&n.to_string())),
+        Some(Json::String(s)) if s.is_ascii() && !s.is_empty() => out.push(aws_code(s)),
+        Some(Json::String(s)) if !s.is_empty() => out.push(aws_code(&s.to_lowercase())),
+        Some(Json::Number(n)) => out.push(aws_code(&n.to_string())),
         _ => {}
     };
     let e = doc.get("error").filter(|e| e.is_object());
@@ -195,25 +220,15 @@ fn codes_of(doc: &Value) -> Vec<String> {
         push(e.and_then(|e| e.get(key)));
         push(doc.get(key));
     }
-    push(e.and_then(|e| at(e, &["innererror", "code"])));
+    push(e.and_then(|e| e.at(&["innererror", "code"])));
     // Gemini: ErrorInfo reasons; 200 responses: why generation stopped.
-    if let Some(Value::Array(details)) = e.and_then(|e| e.get("details")) {
+    if let Some(Json::Array(details)) = e.and_then(|e| e.get("details")) {
         details.iter().for_each(|d| push(d.get("reason")));
     }
-    push(at(doc, &["promptFeedback", "blockReason"]));
-    push(at(doc, &["candidates", "0", "finishReason"]));
-    push(at(doc, &["choices", "0", "finish_reason"]));
+    push(doc.at(&["promptFeedback", "blockReason"]));
+    push(doc.at(&["candidates", "0", "finishReason"]));
+    push(doc.at(&["choices", "0", "finish_reason"]));
     out
-}
-
-/// `Value::pointer` without its per-call parsing and escaping: keys are plain, a numeric key
-/// also indexes an array.
-pub fn at<'v>(doc: &'v Value, path: &[&str]) -> Option<&'v Value> {
-    path.iter().try_fold(doc, |v, key| match v {
-        Value::Object(map) => map.get(*key),
-        Value::Array(items) => items.get(key.parse::<usize>().ok()?),
-        _ => None,
-    })
 }
 
 /// `ThrottlingException:http://internal.amazon.com/...` or `com.amazon.coral#ThrottlingException`
@@ -225,7 +240,7 @@ fn aws_code(raw: &str) -> String {
 
 /// The provider's sentence: `error.message`, `error` (a string), `message`, `Message`, `detail`;
 /// OpenRouter's "Provider returned error" gets the upstream's words appended.
-fn message_of(doc: &Value) -> Option<String> {
+fn message_of(doc: &Json) -> Option<String> {
     let e = doc.get("error");
     let found = [
         e.and_then(|e| e.get("message")),
@@ -236,8 +251,8 @@ fn message_of(doc: &Value) -> Option<String> {
     ]
     .into_iter()
     .flatten()
-    .find_map(Value::as_str)?;
-    let upstream = e.and_then(|e| at(e, &["metadata", "raw"])).and_then(Value::as_str);
+    .find_map(Json::as_str)?;
+    let upstream = e.and_then(|e| e.at(&["metadata", "raw"])).and_then(Json::as_str);
     let text = match upstream {
         Some(raw) => {
             let inner = parse(raw).and_then(|v| message_of(&v)).unwrap_or_else(|| raw.to_string());
@@ -250,7 +265,7 @@ fn message_of(doc: &Value) -> Option<String> {
 
 /// What an error inside a 2xx body stands for: the type's usual status, else a numeric
 /// `error.code`, else a failed generation (500).
-fn status_of_error(doc: &Value, codes: &[String]) -> u16 {
+fn status_of_error(doc: &Json, codes: &[String]) -> u16 {
     const BY_TYPE: &[(&str, u16)] = &[
         ("overloaded_error", 529),
         ("rate_limit_error", 429),
@@ -263,8 +278,9 @@ fn status_of_error(doc: &Value, codes: &[String]) -> u16 {
         ("not_found_error", 404),
         ("request_too_large", 413),
     ];
-    let numeric = at(doc, &["error", "code"])
-        .and_then(Value::as_u64)
+    let numeric = doc
+        .at(&["error", "code"])
+        .and_then(Json::as_u64)
         .and_then(|c| u16::try_from(c).ok())
         .filter(|c| (400..600).contains(c));
     BY_TYPE

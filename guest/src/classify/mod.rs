@@ -13,6 +13,7 @@ mod evidence;
 mod families;
 mod family;
 mod generic;
+mod json;
 mod phrases;
 mod retry_after;
 mod signals;

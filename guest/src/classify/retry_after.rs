@@ -4,9 +4,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
-
-use super::evidence::{at, Evidence};
+use super::evidence::Evidence;
+use super::json::Json;
 use super::phrases::phrases;
 
 /// The phrase lists below, for the one-pass search (`phrases.rs`).
@@ -86,21 +85,20 @@ fn epoch_reset(value: &str, ev: &Evidence) -> Option<u64> {
 
 /// OpenRouter repeats its rate-limit headers in the body: `error.metadata.headers`.
 fn openrouter_body_reset(ev: &Evidence) -> Option<u64> {
-    let headers = at(ev.doc.as_ref()?, &["error", "metadata", "headers"])?.as_object()?;
-    let (_, value) = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-ratelimit-reset"))?;
-    match value {
-        Value::String(s) => epoch_reset(s, ev),
-        Value::Number(n) => epoch_reset(&n.to_string(), ev),
+    let headers = ev.doc.as_ref()?.at(&["error", "metadata", "headers"])?;
+    match headers.find_key(|k| k.eq_ignore_ascii_case("x-ratelimit-reset"))? {
+        Json::String(s) => epoch_reset(s, ev),
+        Json::Number(n) => epoch_reset(&n.to_string(), ev),
         _ => None,
     }
 }
 
 /// Gemini/Vertex: `error.details[] {"@type": "...google.rpc.RetryInfo", "retryDelay": "33s"}`.
-fn retry_info(doc: &Value) -> Option<u64> {
-    let details = at(doc, &["error", "details"])?.as_array()?;
+fn retry_info(doc: &Json) -> Option<u64> {
+    let details = doc.at(&["error", "details"])?.as_array()?;
     details
         .iter()
-        .filter(|d| d.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with("RetryInfo")))
+        .filter(|d| d.get("@type").and_then(Json::as_str).is_some_and(|t| t.ends_with("RetryInfo")))
         .find_map(|d| go_duration(d.get("retryDelay")?.as_str()?))
 }
 

@@ -13,7 +13,7 @@ mod groq;
 mod openai;
 mod openrouter;
 
-use super::evidence::{at, Evidence};
+use super::evidence::Evidence;
 use super::phrases::phrases;
 use super::{Family, Hit};
 use crate::types::Reason;

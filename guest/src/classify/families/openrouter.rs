@@ -6,7 +6,7 @@
 //! Errors after the stream started come in a 200 as an SSE `data:` chunk with `error`.
 //! Timing: `X-RateLimit-Reset` (epoch ms, also repeated in `error.metadata.headers`).
 
-use super::{at, hit, phrases, Evidence, Hit};
+use super::{hit, phrases, Evidence, Hit};
 use crate::types::Reason;
 
 pub(super) const MODERATION: &[&str] = &["moderation", "flagged"];
@@ -14,7 +14,7 @@ pub(super) const UPSTREAM: &[&str] = &["rate-limited upstream"];
 pub(super) const PER_DAY: &[&str] = &["per-day", "per day"];
 
 pub fn refine(ev: &Evidence) -> Option<Hit> {
-    let metadata = ev.doc.as_ref().and_then(|d| at(d, &["error", "metadata"]));
+    let metadata = ev.doc.as_ref().and_then(|d| d.at(&["error", "metadata"]));
     // 403: the model requires moderation and the input was flagged (`metadata.reasons`,
     // `metadata.flagged_input`).
     if ev.status == 403 && (metadata.is_some_and(|m| m.get("flagged_input").is_some()) || ev.has(phrases!(MODERATION))) {
