@@ -246,6 +246,16 @@ def test_bad_arguments_are_refused_before_the_guest() -> None:
     assert not fast.poisoned and fast.select(e).position == 0
 
 
+def test_an_exception_in_a_host_import_traps_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    (fast, _), _ = pair()
+    e = engine(fast)
+    monkeypatch.setattr(t, "enc_send_result", lambda result: "not a result")  # fails in the import's conversion
+    with pytest.raises(comp.Trapped) as err:
+        fast.call(e, Request(body=b"{}"))
+    assert isinstance(err.value.__cause__.__cause__, TypeError)
+    assert fast.poisoned
+
+
 def test_uncompilable_functions_fall_back_to_wasmtime_py(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(fty: Any) -> Any:
         raise codec.Unsupported("test")

@@ -141,14 +141,18 @@ class Arena:
         self.top = 0
 
     def reset(self) -> None:
-        if len(self.extra) > 1:
-            del self.extra[1:]
-            if self.wanted > self.size:
-                keep = self.extra
-                self._block(min(1 << 20, max(self.wanted, 2 * self.size)))
-                del keep
+        """Before a call: start over at the top of the main block, grown first (up to 1 MiB)
+        when the previous call did not fit in it."""
+        self.release()
+        if self.wanted > self.size and self.size < 1 << 20:
+            self._block(min(1 << 20, max(self.wanted, 2 * self.size)))
         self.top = 0
         self.wanted = 0
+
+    def release(self) -> None:
+        """After a call (wasmtime has copied the arguments): free the blocks beyond the main one."""
+        if len(self.extra) > 1:
+            del self.extra[1:]
 
     def alloc(self, n: int) -> tuple[memoryview, int, int]:
         """(view, offset in the view, address) of `n` fresh bytes, 8-aligned."""
@@ -266,40 +270,47 @@ class Compiler:
         return lower, lift
 
     def _record(self, ty: wt.RecordType) -> tuple[Lower, Lift]:
+        """A record's converters as generated Python: strings and numbers are read and written
+        inline (a record is most of what crosses the boundary), other fields by their converter."""
         fields = ty.fields
-        names = tuple(name for name, _ in fields)
-        convs = [self._compile(fty) for _, fty in fields]
-        lowers = [(name, lo, i * ENTRY + 16) for i, (name, (lo, _)) in enumerate(zip(names, convs))]
-        lifts = tuple((li, i * ENTRY + 16) for i, (_, li) in enumerate(convs))
-        template = bytearray(ENTRY * len(fields))
-        for i, name in enumerate(names):
-            _QQ.pack_into(template, i * ENTRY, *self.static.name(name))
-        template_b = bytes(template)
         count = len(fields)
-        size = ENTRY * count
-        pack = _HEAD_QQ.pack_into
-
-        def lower(v: Any, a: Arena, mv: memoryview, off: int) -> None:
-            if not count:
-                pack(mv, off, K_RECORD, 0, 0)
-                return
-            emv, eoff, eaddr = a.alloc(size)
-            emv[eoff:eoff + size] = template_b
-            for name, lo, foff in lowers:
-                lo(getattr(v, name), a, emv, eoff + foff)
-            pack(mv, off, K_RECORD, count, eaddr)
-
-        unpack = _QQ.unpack_from
-        new = object.__new__
-
-        def lift(addr: int) -> Record:
-            n, d = unpack(_MEM, addr + 8)
-            if n != count:
-                raise ValueError(f"record with {n} fields where the type has {count}")
-            r = new(Record)
-            r.__dict__.update(zip(names, [li(d + o) for li, o in lifts]))
-            return r
-        return lower, lift
+        template = bytearray(ENTRY * count)
+        ns: dict[str, Any] = {"_M": _MEM, "_new": object.__new__, "_Record": Record, "_enc": str.encode,
+                              "_QQ": _QQ.unpack_from, "_pQQ": _QQ.pack_into, "_head": _HEAD_QQ.pack_into,
+                              "_K": K_RECORD, "_T": None, "_str": _str, "_bad": _bad_record}
+        low = ["def lower(v, a, mv, off):"]
+        lift = ["def lift(addr):", "    n, d = _QQ(_M, addr + 8)", f"    if n != {count}:",
+                f"        _bad(n, {count})", "    r = _new(_Record)", "    r.__dict__ = {"]
+        if count:
+            low += [f"    emv, eoff, eaddr = a.alloc({ENTRY * count})", f"    emv[eoff:eoff + {ENTRY * count}] = _T"]
+        else:
+            low += ["    eaddr = 0"]
+        for i, (name, fty) in enumerate(fields):
+            entry = i * ENTRY
+            _QQ.pack_into(template, entry, *self.static.name(name))
+            val = entry + 16  # the field's val_t within the entries
+            get = f"v.{name}" if name.isidentifier() else f"getattr(v, {name!r})"
+            if isinstance(fty, wt.String):
+                template[val] = K_STRING
+                low += [f"    b = _enc({get})", f"    _pQQ(emv, eoff + {val + 8}, len(b), a.bytes_at(b))"]
+                lift.append(f"        {name!r}: _str(d + {val + 8}),")
+            elif type(fty) in _INLINE:
+                kind, code = _INLINE[type(fty)]
+                template[val] = kind
+                ns[f"_p{code}"] = struct.Struct("<" + code).pack_into
+                ns[f"_u{code}"] = struct.Struct("<" + code).unpack_from
+                low += [f"    _p{code}(emv, eoff + {val + 8}, {get})"]
+                lift.append(f"        {name!r}: _u{code}(_M, d + {val + 8})[0],")
+            else:
+                lo, li = self._compile(fty)
+                ns[f"_lo{i}"], ns[f"_li{i}"] = lo, li
+                low += [f"    _lo{i}({get}, a, emv, eoff + {val})"]
+                lift.append(f"        {name!r}: _li{i}(d + {val}),")
+        low.append(f"    _head(mv, off, _K, {count}, eaddr)")
+        lift += ["    }", "    return r"]
+        ns["_T"] = bytes(template)
+        exec(compile("\n".join(low) + "\n" + "\n".join(lift) + "\n", f"<record {[n for n, _ in fields]}>", "exec"), ns)
+        return ns["lower"], ns["lift"]
 
     def _list(self, ty: wt.ListType) -> tuple[Lower, Lift]:
         element = ty.element
@@ -493,6 +504,15 @@ class Compiler:
         return lower_v, lift_v
 
 
+# Record fields read and written inline: unsigned integers (a wrong type or an out-of-range value
+# makes struct.error, which Func turns into ValueError before the guest is entered).
+_INLINE = {wt.U8: (K_U8, "B"), wt.U16: (K_U16, "H"), wt.U32: (K_U32, "I"), wt.U64: (K_U64, "Q")}
+
+
+def _bad_record(n: int, count: int) -> None:
+    raise ValueError(f"record with {n} fields where the type has {count}")
+
+
 def _number(ty: wt.ValType) -> tuple[Lower, Lift]:
     kind = {wt.Bool: K_BOOL, wt.S8: K_S8, wt.U8: K_U8, wt.S16: K_S16, wt.U16: K_U16, wt.S32: K_S32,
             wt.U32: K_U32, wt.S64: K_S64, wt.U64: K_U64, wt.F32: K_F32, wt.F64: K_F64,
@@ -613,17 +633,24 @@ class Func:
         n = len(lowers)
         if n:
             mv, off, argv = arena.alloc(VAL * n)
-            for i, lo in enumerate(lowers):
-                lo(args[i], arena, mv, off + VAL * i)
+            try:
+                for i, lo in enumerate(lowers):
+                    lo(args[i], arena, mv, off + VAL * i)
+            except struct.error as exc:
+                raise ValueError(f"{self.name}: an integer argument is out of range or not an integer ({exc})") from None
         else:
             argv = 0
         lift = self._lift
         raddr = self._raddr
         err = _func_call(self._faddr, self._ctx, argv, n, raddr if lift else 0, 1 if lift else 0)
+        arena.release()
         if err:
+            # A trap, the deadline, or an exception in a host import (kept by _on_import): the
+            # instance is unusable either way, so it is always a WasmtimeError, caused by the
+            # host's exception when there was one.
             error = WasmtimeError._from_ptr(ctypes.cast(err, POINTER(ffi.wasmtime_error_t)))
-            _enter.maybe_raise_last_exn()
-            raise error
+            cause, _enter.LAST_EXCEPTION = _enter.LAST_EXCEPTION, None
+            raise error from cause
         if lift is None:
             return None
         try:
@@ -692,6 +719,7 @@ class Import:
         lower(value, arena, mv, off)
         # wasmtime drops the result slot after the callback: it must hold a Rust-owned copy.
         _val_clone(addr, results)
+        arena.release()
 
 
 def _on_import(idx: Optional[int], _context: int, ty: int, args: int, nargs: int, results: int,
