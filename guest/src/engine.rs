@@ -2,6 +2,16 @@
 //! (`select`, `on_failure`, `on_success`, `prepare`) and running the guest-driven `call` loop.
 //! Each decision names the rule that fired and the numbers behind it.
 
+use std::borrow::Cow;
+
+/// Joins text pieces into a string allocated once at its final size. Decision messages are
+/// built on every call, where `format!`'s machinery and regrowth showed in profiles.
+macro_rules! cat {
+    ($($piece:expr),+ $(,)?) => {
+        [$(AsRef::<str>::as_ref(&$piece)),+].concat()
+    };
+}
+
 use crate::chain::Chain;
 use crate::classify::{self, Family};
 use crate::config::Config;
@@ -24,6 +34,8 @@ pub struct Engine {
     /// when the restored state already had it there.
     announced: bool,
     rng: Rng,
+    /// `provider/model` per chain position, the key of a route's health: made once, not per call.
+    labels: Vec<String>,
 }
 
 /// What a decision rule chose, before it is written up as an `Action`.
@@ -88,7 +100,8 @@ impl Engine {
             }
         };
         pool.set_present(known_credentials(&config, credentials), now);
-        Ok(Engine { config, pool, health, budgets, active_position, announced: false, rng })
+        let labels = config.chain.iter().map(|e| format!("{}/{}", e.provider, e.model)).collect();
+        Ok(Engine { config, pool, health, budgets, active_position, announced: false, rng, labels })
     }
 
     pub fn config(&self) -> &Config {
@@ -122,7 +135,7 @@ impl Engine {
 
     /// A route handed to a call: when its circuit's break is over, this call is the one probe.
     fn claim(&mut self, route: &Route, now: u64, env: &mut dyn Env) {
-        let label = route.label();
+        let label = label(&self.labels, route);
         if self.health.admission(&label, now, &self.config.health) == Admission::Probe {
             self.health.begin_probe(&label, now);
             env.emit(event(EventKind::CircuitHalfOpen, now, Some(route.clone()), "health.probe",
@@ -133,9 +146,9 @@ impl Engine {
     fn circuit_event(&self, t: Option<Transition>, route: &Route, now: u64, env: &mut dyn Env) {
         match t {
             Some(Transition::Opened { until_ms, break_ms, why }) => env.emit(event(EventKind::CircuitOpened, now, Some(route.clone()), "health.circuit-opened",
-                format!("route {} circuit opened for {} until {}: {why}", route.label(), timefmt::duration(break_ms), timefmt::rfc3339(until_ms)))),
+                format!("route {} circuit opened for {} until {}: {why}", label(&self.labels, route), timefmt::duration(break_ms), timefmt::rfc3339(until_ms)))),
             Some(Transition::Closed { why }) => env.emit(event(EventKind::CircuitClosed, now, Some(route.clone()), "health.circuit-closed",
-                format!("route {} circuit closed: {why}", route.label()))),
+                format!("route {} circuit closed: {why}", label(&self.labels, route)))),
             None => {}
         }
     }
@@ -169,7 +182,7 @@ impl Engine {
         if self.config.provider(&route.provider).is_none() {
             return;
         }
-        let t = self.health.record_answer(&route.label(), now, true, "success", &self.config.health);
+        let t = self.health.record_answer(&label(&self.labels, route), now, true, "success", &self.config.health);
         self.circuit_event(t, route, now, env);
         self.budgets.record_success(&route.provider, &self.config.retry_budget);
         if let Some(rec) = self.pool.records.get_mut(&route.credential) {
@@ -240,14 +253,14 @@ impl Engine {
             Reason::RateLimit => {
                 let until = cool(rec, now.saturating_add(c.retry_after_ms.unwrap_or(cd.rate_limit_ms)), Reason::RateLimit);
                 env.emit(event(EventKind::CredentialCooldown, now, Some(route.clone()), "pool.rate-limit-cooldown",
-                    format!("{} credential {} rate-limited until {} ({})", route.provider, route.credential, timefmt::rfc3339(until), c.message)));
+                    cat!(route.provider, " credential ", route.credential, " rate-limited until ", timefmt::rfc3339(until), " (", c.message, ")")));
             }
             Reason::QuotaExhausted | Reason::Billing => {
                 let rest = if c.reason == Reason::Billing { cd.billing_ms } else { c.retry_after_ms.unwrap_or(cd.quota_ms) };
                 let until = cool(rec, now.saturating_add(rest), c.reason);
                 env.emit(event(EventKind::CredentialCooldown, now, Some(route.clone()), "pool.cooldown",
-                    format!("{} credential {} in {} cooldown until {} ({})", route.provider, route.credential,
-                        cooldown_word(Some(c.reason)), timefmt::rfc3339(until), c.message)));
+                    cat!(route.provider, " credential ", route.credential, " in ", cooldown_word(Some(c.reason)), " cooldown until ",
+                        timefmt::rfc3339(until), " (", c.message, ")")));
             }
             Reason::Auth | Reason::AuthPermanent => {
                 rec.auth_failures = rec.auth_failures.saturating_add(1);
@@ -268,9 +281,9 @@ impl Engine {
         }
         let t = if c.reason.is_provider_side() {
             self.budgets.record_failure(&route.provider, &self.config.retry_budget);
-            self.health.record_failure(&route.label(), now, &c.message, &self.config.health)
+            self.health.record_failure(&label(&self.labels, route), now, &c.message, &self.config.health)
         } else {
-            self.health.record_answer(&route.label(), now, false, &c.message, &self.config.health)
+            self.health.record_answer(&label(&self.labels, route), now, false, &c.message, &self.config.health)
         };
         self.circuit_event(t, route, now, env);
         c
@@ -287,7 +300,7 @@ impl Engine {
             let provider = chain.config.provider(&route.provider)?;
             let id = chain.pool.pick(provider, now, Some(&route.credential))?;
             let to = Route { credential: id.clone(), ..route.clone() };
-            Some(Decision::to(ActionKind::Rotate, to, rule, format!("{why}; rotating from credential {} to {id} at once", route.credential)))
+            Some(Decision::to(ActionKind::Rotate, to, rule, cat!(why, "; rotating from credential ", route.credential, " to ", id, " at once")))
         };
         match c.reason {
             Reason::RateLimit => {
@@ -334,7 +347,7 @@ impl Engine {
                 self.fall_back(route, c, p, now, "auth-permanent.fall-back", format!("credential {} is dead (key appears invalid or expired)", route.credential))
             }),
             r if r.is_provider_side() || r == Reason::Unknown => {
-                if self.health.admission(&route.label(), now, &self.config.health) != Admission::Yes {
+                if self.health.admission(&label(&self.labels, route), now, &self.config.health) != Admission::Yes {
                     p.left_positions.push(route.position);
                     return self.fall_back(route, c, p, now, "health.circuit-open", format!("{}: the route's circuit is open", r.as_str()));
                 }
@@ -342,9 +355,9 @@ impl Engine {
                 if p.route_retries < retry.route_retries && !self.budgets.allows_retry(&route.provider, budget) {
                     let state = self.budgets.describe(&route.provider, budget);
                     env.emit(event(EventKind::RetryBudgetExhausted, now, Some(route.clone()), "budget.exhausted",
-                        format!("{}: retry budget exhausted ({state}); no retry, falling back at once", route.provider)));
+                        cat!(route.provider, ": retry budget exhausted (", state, "); no retry, falling back at once")));
                     p.left_positions.push(route.position);
-                    return self.fall_back(route, c, p, now, "budget.exhausted", format!("{}; retry budget exhausted ({state})", r.as_str()));
+                    return self.fall_back(route, c, p, now, "budget.exhausted", cat!(r.as_str(), "; retry budget exhausted (", state, ")"));
                 }
                 if p.route_retries < retry.route_retries {
                     let backoff = backoff_ms(&retry, p.route_retries, &mut self.rng);
@@ -403,7 +416,7 @@ impl Engine {
         if let Some(to) = chain.first_usable(&allowed) {
             p.route_retries = 0;
             let kind = if to.position == route.position { ActionKind::Rotate } else { ActionKind::FallBack };
-            let why = format!("{why}; using {} {}/{} with credential {}", position_name(to.position, chain.len()), to.provider, to.model, to.credential);
+            let why = cat!(why, "; using ", position_name(to.position, chain.len()), " ", to.provider, "/", to.model, " with credential ", to.credential);
             return Decision::to(kind, to, rule, why);
         }
         match chain.earliest(&allowed) {
@@ -444,8 +457,8 @@ impl Engine {
             ActionKind::FallBack => {
                 if let Some(to) = &d.route {
                     let chain = self.chain(now);
-                    let who = if from.position == 0 { format!("Primary {}", from.provider) } else { format!("Fallback {} {}", from.position, from.provider) };
-                    let msg = format!("{who} failed ({}); using {} {}/{}", classified.message, position_name(to.position, chain.len()), to.provider, to.model);
+                    let who = if from.position == 0 { cat!("Primary ", from.provider) } else { cat!("Fallback ", Decimal::of(from.position.into()), " ", from.provider) };
+                    let msg = cat!(who, " failed (", classified.message, "); using ", position_name(to.position, chain.len()), " ", to.provider, "/", to.model);
                     env.emit(event(EventKind::Notice, now, Some(to.clone()), d.rule, msg.clone()));
                     env.emit(event(EventKind::FallbackActivated, now, Some(to.clone()), d.rule, msg));
                     self.active_position = to.position;
@@ -600,7 +613,7 @@ impl Engine {
             let failure = match env.send(&outbound) {
                 Ok(resp) if (200..300).contains(&resp.status) => {
                     self.on_success(&route, env);
-                    attempts.push(Attempt { route: route.clone(), at_ms, outcome: resp.status.to_string(), classified: None, action: None });
+                    attempts.push(Attempt { route: route.clone(), at_ms, outcome: Decimal::of(resp.status.into()).as_ref().to_string(), classified: None, action: None });
                     return Ok(CallSuccess { response: resp, route, attempts });
                 }
                 Ok(resp) => Failure::Http(resp),
@@ -705,6 +718,21 @@ fn known_credentials(config: &Config, credentials: &[CredentialInfo]) -> Vec<(St
         .collect()
 }
 
+/// `route.label()`, borrowed from the chain's labels when the route's position has the same text.
+fn label<'l>(labels: &'l [String], route: &Route) -> Cow<'l, str> {
+    let (provider, model) = (route.provider.as_str(), route.model.as_str());
+    match labels.get(route.position as usize) {
+        Some(l) if l.len() == provider.len() + 1 + model.len()
+            && l.starts_with(provider)
+            && l.ends_with(model)
+            && l.as_bytes()[provider.len()] == b'/' =>
+        {
+            Cow::Borrowed(l)
+        }
+        _ => Cow::Owned(route.label()),
+    }
+}
+
 /// Ends a clause with one full stop: provider messages often bring their own.
 fn sentence(s: &str) -> String {
     if s.ends_with('.') { s.to_string() } else { format!("{s}.") }
@@ -712,7 +740,7 @@ fn sentence(s: &str) -> String {
 
 /// `primary`, `fallback 1/2`
 fn position_name(position: u32, chain_len: usize) -> String {
-    if position == 0 { "primary".to_string() } else { format!("fallback {position}/{}", chain_len - 1) }
+    if position == 0 { "primary".to_string() } else { cat!("fallback ", Decimal::of(position.into()), "/", Decimal::of((chain_len - 1) as u64)) }
 }
 
 fn event(kind: EventKind, at_ms: u64, route: Option<Route>, rule: &str, message: String) -> Event {

@@ -3,6 +3,34 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A number's decimal digits, on the stack: text for messages built on every decision, without
+/// `to_string`'s formatting machinery (it showed in the decision paths' profiles).
+pub struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    pub fn of(n: u64) -> Decimal {
+        let mut d = Decimal { digits: [b'0'; 20], start: 20 };
+        let mut rest = n;
+        loop {
+            d.start -= 1;
+            d.digits[d.start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                return d;
+            }
+        }
+    }
+}
+
+impl AsRef<str> for Decimal {
+    fn as_ref(&self) -> &str {
+        std::str::from_utf8(&self.digits[self.start..]).unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
@@ -148,7 +176,7 @@ impl Failure {
     /// `429`, or the transport kind: how attempts and timelines name an outcome.
     pub fn outcome(&self) -> String {
         match self {
-            Failure::Http(r) => r.status.to_string(),
+            Failure::Http(r) => Decimal::of(r.status.into()).as_ref().to_string(),
             Failure::Transport(t) => t.kind.as_str().to_string(),
         }
     }
@@ -414,4 +442,16 @@ pub struct CallFailure {
 pub struct CheckReport {
     pub ok: bool,
     pub findings: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decimal;
+
+    #[test]
+    fn decimal_matches_to_string() {
+        for n in [0, 7, 10, 429, 65_535, 1_795_528_800_000, u64::MAX] {
+            assert_eq!(Decimal::of(n).as_ref(), n.to_string());
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use super::json::Json;
 use super::phrases::{self, Mask};
 use super::BODY_PREFIX;
-use crate::types::HttpResponse;
+use crate::types::{Decimal, HttpResponse};
 
 /// The longest message kept, in characters: enough for any provider's sentence.
 const MESSAGE_MAX: usize = 200;
@@ -84,8 +84,8 @@ impl<'a> Evidence<'a> {
 
     /// `429 usage allocated quota exceeded.`: the status and the provider's words, bounded.
     pub fn summary(&self) -> String {
-        let mut digits = [0; 5];
-        let status = decimal(self.response.status, &mut digits);
+        let digits = Decimal::of(self.response.status.into());
+        let status = digits.as_ref();
         let words = match &self.message {
             Some(m) if m.starts_with(status) => m.clone(),
             Some(m) if self.in_band => [status, " stream error: ", m].concat(),
@@ -132,20 +132,6 @@ fn tidy(s: &str) -> bool {
         && !b.windows(2).any(|w| w == b"  ")
 }
 
-/// `n` in decimal, written into `buf`: no allocation or formatting machinery on the hot path.
-fn decimal(n: u16, buf: &mut [u8; 5]) -> &str {
-    let mut i = buf.len();
-    let mut rest = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).unwrap_or_default()
-}
 
 /// serde_json's recursion limit (128) turns hostile nesting into an error, never a stack
 /// overflow; a truncated prefix is simply not JSON and falls back to the text signals.
@@ -235,7 +221,9 @@ fn codes_of(doc: &Json) -> Vec<String> {
 /// → `throttlingexception`.
 fn aws_code(raw: &str) -> String {
     let name = raw.split(':').next().unwrap_or(raw);
-    name.rsplit('#').next().unwrap_or(name).trim().to_lowercase()
+    let name = name.rsplit('#').next().unwrap_or(name).trim();
+    // Same result for ASCII, without the Unicode case tables.
+    if name.is_ascii() { name.to_ascii_lowercase() } else { name.to_lowercase() }
 }
 
 /// The provider's sentence: `error.message`, `error` (a string), `message`, `Message`, `detail`;
