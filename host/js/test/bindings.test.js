@@ -1,16 +1,26 @@
 // The generated bindings: the rewrites of jco-transpile's output (src/bindings.js) apply to the
-// pinned jco, change nothing but the two costly spots, and leave unknown text alone.
+// pinned jco, change nothing but the two costly spots, and leave unknown text alone; each
+// instance runs its own copy.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { compile, fasterBindings } from '../src/bindings.js';
+import { compile, fasterBindings, instantiate } from '../src/bindings.js';
+import { hostImports } from '../src/host.js';
+import { Events } from '../src/events.js';
+import { VirtualClock } from '../src/clock.js';
 
 const WASM = readFileSync(new URL('../src/policy.wasm', import.meta.url));
 
-test('both rewrites apply to the pinned jco-transpile output', async () => {
+test('both rewrites apply to the pinned jco-transpile output, and each instance gets its own copy', async () => {
   const entry = await compile(new Uint8Array(WASM));
-  // If this fails after a jco upgrade, the bindings still work, only slower: see fasterBindings.
+  // If this fails after a jco upgrade, the bindings still work, only slower: see fasterBindings
+  // and ownCopies in src/bindings.js.
   assert.deepEqual(entry.rewrites, ['debug-log', 'promising']);
+  assert.equal(entry.copies, 'per-instance');
+  const host = hostImports({ clock: () => new VirtualClock(0), events: new Events(), secrets: () => new Map(), seed: 1 });
+  const [a, b] = [instantiate(entry, host), instantiate(entry, host)];
+  assert.notEqual(a.api.Engine, b.api.Engine);
+  assert.deepEqual(a.version(), b.version());
 });
 
 test('the rewrites touch only the debug log and the JSPI probe, and keep their behaviour', async () => {
