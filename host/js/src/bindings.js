@@ -33,7 +33,7 @@ export async function compile(bytes) {
     if (name.endsWith('.wasm')) modules.set(name, new WebAssembly.Module(data));
   }
   const { source, rewrites } = fasterBindings(Buffer.from(files.get('policy.js')).toString('utf8'));
-  const copy = ownCopies(source);
+  const copy = ownCopies(source, hash);
   let instantiateFn = copy && ((getCoreModule, imports) => copy()(getCoreModule, imports));
   if (!instantiateFn) {
     // The generated JS imports nothing in sync mode, so it loads from a data: URL, no file written.
@@ -59,7 +59,7 @@ const EXPORTS = /^export (function instantiate\(|const _util = )/gm;
 let copies = 0;
 
 /** A function returning a fresh copy of `instantiate` each call, or undefined. */
-function ownCopies(source) {
+function ownCopies(source, hash) {
   const exports = source.match(EXPORTS) ?? [];
   if (exports.length !== 2 || /^(export|import)\b/m.test(source.replace(EXPORTS, '')) || /\bimport\s*[.(]/.test(source)) {
     return undefined;
@@ -70,7 +70,11 @@ function ownCopies(source) {
   } catch {
     return undefined;
   }
-  return () => compileFunction(`${body}// copy ${++copies}\n`)();
+  return () => {
+    copies += 1;
+    // Named, so stack traces and CPU profiles say where the generated code ran.
+    return compileFunction(`${body}// copy ${copies}\n`, [], { filename: `jco-bindings-${hash.slice(0, 12)}-${copies}.js` })();
+  };
 }
 
 // Two spots in jco-transpile 0.15's generated JS cost far more than they do (no transpile option
