@@ -299,8 +299,9 @@ impl Engine {
         let rotate = |rule: &'static str, why: &str| -> Option<Decision> {
             let provider = chain.config.provider(&route.provider)?;
             let id = chain.pool.pick(provider, now, Some(&route.credential))?;
-            let to = Route { credential: id.clone(), ..route.clone() };
-            Some(Decision::to(ActionKind::Rotate, to, rule, cat!(why, "; rotating from credential ", route.credential, " to ", id, " at once")))
+            let why = cat!(why, "; rotating from credential ", route.credential, " to ", id, " at once");
+            let to = Route { provider: route.provider.clone(), model: route.model.clone(), credential: id, position: route.position };
+            Some(Decision::to(ActionKind::Rotate, to, rule, why))
         };
         match c.reason {
             Reason::RateLimit => {

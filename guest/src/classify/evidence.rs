@@ -25,7 +25,7 @@ pub struct Evidence<'a> {
     pub doc: Option<Json<'a>>,
     /// Error codes, types, statuses and reasons, lowercased (`insufficient_quota`,
     /// `resource_exhausted`, `throttlingexception`, `api_key_invalid`, ...).
-    pub codes: Vec<String>,
+    pub codes: Vec<Cow<'a, str>>,
     /// The provider's own message (original case, whitespace collapsed), if one was found.
     pub message: Option<String>,
     /// The body is an HTML page (a proxy or CDN answered, not the API).
@@ -40,7 +40,8 @@ impl<'a> Evidence<'a> {
         let prefix = &response.body[..end];
         // `from_utf8` checks valid text much faster than the lossy decoder, which only invalid text needs.
         let raw = std::str::from_utf8(prefix).map_or_else(|_| String::from_utf8_lossy(prefix), Cow::Borrowed);
-        let text = raw.to_lowercase();
+        // The same text for ASCII bodies (the usual case), without the Unicode case tables.
+        let text = if raw.is_ascii() { raw.to_ascii_lowercase() } else { raw.to_lowercase() };
         let found = phrases::scan(text.as_bytes());
         let html = is_html(&text);
         let doc = match &raw {
@@ -49,8 +50,7 @@ impl<'a> Evidence<'a> {
             // Invalid UTF-8, decoded into a local copy: the document must own its strings.
             Cow::Owned(text) => document(text).map(Json::into_owned),
         };
-        let codes = doc.as_ref().map(codes_of).unwrap_or_default();
-        let mut codes = codes;
+        let mut codes = doc.as_ref().map(codes_of).unwrap_or_default();
         if let Some(t) = response.header("x-amzn-errortype") {
             codes.push(aws_code(t));
         }
@@ -75,7 +75,7 @@ impl<'a> Evidence<'a> {
 
     /// Any of these codes (lowercase) is among the error's codes.
     pub fn code(&self, names: &[&str]) -> bool {
-        self.codes.iter().any(|c| names.contains(&c.as_str()))
+        self.codes.iter().any(|c| names.contains(&c.as_ref()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -192,13 +192,14 @@ fn error_object<'d, 'a>(doc: &'d Json<'a>) -> Option<&'d Json<'a>> {
     }
 }
 
-fn codes_of(doc: &Json) -> Vec<String> {
+fn codes_of<'a>(doc: &Json<'a>) -> Vec<Cow<'a, str>> {
     let mut out = Vec::new();
-    let mut push = |v: Option<&Json>| match v {
+    let mut push = |v: Option<&Json<'a>>| match v {
         // ASCII lowercasing commutes with `aws_code`'s cuts; other text is lowercased whole first.
-        Some(Json::String(s)) if s.is_ascii() && !s.is_empty() => out.push(aws_code(s)),
-        Some(Json::String(s)) if !s.is_empty() => out.push(aws_code(&s.to_lowercase())),
-        Some(Json::Number(n)) => out.push(aws_code(&n.to_string())),
+        Some(Json::String(Cow::Borrowed(s))) if s.is_ascii() && !s.is_empty() => out.push(aws_code(s)),
+        Some(Json::String(s)) if s.is_ascii() && !s.is_empty() => out.push(Cow::Owned(aws_code(s).into_owned())),
+        Some(Json::String(s)) if !s.is_empty() => out.push(Cow::Owned(aws_code(&s.to_lowercase()).into_owned())),
+        Some(Json::Number(n)) => out.push(Cow::Owned(aws_code(&n.to_string()).into_owned())),
         _ => {}
     };
     let e = doc.get("error").filter(|e| e.is_object());
@@ -219,11 +220,16 @@ fn codes_of(doc: &Json) -> Vec<String> {
 
 /// `ThrottlingException:http://internal.amazon.com/...` or `com.amazon.coral#ThrottlingException`
 /// → `throttlingexception`.
-fn aws_code(raw: &str) -> String {
-    let name = raw.split(':').next().unwrap_or(raw);
-    let name = name.rsplit('#').next().unwrap_or(name).trim();
-    // Same result for ASCII, without the Unicode case tables.
-    if name.is_ascii() { name.to_ascii_lowercase() } else { name.to_lowercase() }
+fn aws_code(raw: &str) -> Cow<'_, str> {
+    // Byte searches: `:` and `#` are ASCII, so they never match inside a multibyte character.
+    let name = &raw[..raw.bytes().position(|b| b == b':').unwrap_or(raw.len())];
+    let name = name[name.bytes().rposition(|b| b == b'#').map_or(0, |i| i + 1)..].trim();
+    // Most codes are already lowercase ASCII: borrowed as they are, no copy.
+    match name.is_ascii() {
+        true if !name.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(name),
+        true => Cow::Owned(name.to_ascii_lowercase()),
+        false => Cow::Owned(name.to_lowercase()),
+    }
 }
 
 /// The provider's sentence: `error.message`, `error` (a string), `message`, `Message`, `detail`;
@@ -253,7 +259,7 @@ fn message_of(doc: &Json) -> Option<String> {
 
 /// What an error inside a 2xx body stands for: the type's usual status, else a numeric
 /// `error.code`, else a failed generation (500).
-fn status_of_error(doc: &Json, codes: &[String]) -> u16 {
+fn status_of_error(doc: &Json, codes: &[Cow<str>]) -> u16 {
     const BY_TYPE: &[(&str, u16)] = &[
         ("overloaded_error", 529),
         ("rate_limit_error", 429),

@@ -1,10 +1,10 @@
 //! Every phrase the rules look for, found in one pass over the lowercased body.
 //!
 //! Rules keep their phrase lists next to them and each module registers its lists in `LISTS`.
-//! At compile time the distinct phrases become one sorted table with an index of the byte pairs
-//! that start a phrase, and `phrases!(LIST)` turns a list into a bit mask; at run time `scan`
-//! walks the body once and `Evidence::has` is a bitwise AND. A list that is used but not
-//! registered does not compile.
+//! At compile time the distinct phrases become one sorted table, indexed by the byte pairs that
+//! start a phrase and filtered by a hashed bitmap of their first three bytes, and `phrases!(LIST)`
+//! turns a list into a bit mask; at run time `scan` walks the body once and `Evidence::has` is a
+//! bitwise AND. A list that is used but not registered does not compile.
 
 use std::cmp::Ordering;
 
@@ -56,8 +56,17 @@ pub(crate) use phrases;
 /// The phrases that occur in `text`.
 pub fn scan(text: &[u8]) -> Mask {
     let mut found = Mask::default();
-    for (i, pair) in text.windows(2).enumerate() {
-        let key = usize::from(pair[0]) << 8 | usize::from(pair[1]);
+    let [a, b, ref after @ ..] = *text else { return found };
+    // The three bytes starting at `i`, in the low 24 bits.
+    let mut triple = u32::from(a) << 8 | u32::from(b);
+    for (i, &c) in after.iter().enumerate() {
+        triple = (triple << 8 | u32::from(c)) & 0xFF_FFFF;
+        // Most positions start no phrase's first three bytes: one hashed bit says so.
+        let h = hash3(triple);
+        if TABLE.triples[h / 64] >> (h % 64) & 1 == 0 {
+            continue;
+        }
+        let key = (triple >> 8) as usize;
         let word = TABLE.pairs[key / 64];
         let bit = 1u64 << (key % 64);
         if word & bit == 0 {
@@ -66,7 +75,6 @@ pub fn scan(text: &[u8]) -> Mask {
         // The pair's rank among the set bits numbers its run of phrases.
         let run = usize::from(TABLE.rank[key / 64]) + (word & (bit - 1)).count_ones() as usize;
         let rest = &text[i + 2..];
-        let Some(&c) = rest.first() else { break };
         for k in usize::from(TABLE.runs[run])..usize::from(TABLE.runs[run + 1]) {
             // Within a run the phrases are ordered by their third byte.
             match TABLE.third[k].cmp(&c) {
@@ -96,13 +104,15 @@ struct Table {
     runs: [u16; MAX + 1],
     /// Each phrase's third byte, checked before comparing the rest.
     third: [u8; MAX],
+    /// Bit `hash3(first three bytes)` is set for every phrase.
+    triples: [u64; 64],
 }
 
 const TABLE: Table = Table::build();
 
 impl Table {
     const fn build() -> Table {
-        let mut t = Table { phrases: [""; MAX], len: 0, pairs: [0; 1024], rank: [0; 1024], runs: [0; MAX + 1], third: [0; MAX] };
+        let mut t = Table { phrases: [""; MAX], len: 0, pairs: [0; 1024], rank: [0; 1024], runs: [0; MAX + 1], third: [0; MAX], triples: [0; 64] };
         let mut m = 0;
         while m < LISTS.len() {
             let mut l = 0;
@@ -121,7 +131,10 @@ impl Table {
         let mut i = 0;
         while i < t.len {
             let key = pair_key(t.phrases[i]);
-            t.third[i] = t.phrases[i].as_bytes()[2];
+            let s = t.phrases[i].as_bytes();
+            t.third[i] = s[2];
+            let h = hash3((s[0] as u32) << 16 | (s[1] as u32) << 8 | s[2] as u32);
+            t.triples[h / 64] |= 1 << (h % 64);
             if i == 0 || key != pair_key(t.phrases[i - 1]) {
                 t.pairs[key / 64] |= 1 << (key % 64);
                 t.runs[runs] = i as u16;
@@ -168,6 +181,11 @@ impl Table {
         }
         None
     }
+}
+
+/// Three bytes hashed to 12 bits (Fibonacci hashing: the multiply mixes them into the top bits).
+const fn hash3(triple: u32) -> usize {
+    (triple.wrapping_mul(0x9E37_79B1) >> 20) as usize
 }
 
 const fn pair_key(phrase: &str) -> usize {
