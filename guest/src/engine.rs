@@ -400,9 +400,8 @@ impl Engine {
         let chain = self.chain(now);
         let window = |pos: u32| chain.config.chain[pos as usize].context_window;
         let current_window = window(route.position);
-        let left = p.left_positions.clone();
         let allowed = |pos: u32| {
-            if left.contains(&pos) {
+            if p.left_positions.contains(&pos) {
                 return false;
             }
             if c.reason == Reason::ContextOverflow {

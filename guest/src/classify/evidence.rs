@@ -125,11 +125,17 @@ pub fn bounded(s: &str) -> String {
 /// `s` is already what `bounded` makes of it: short ASCII, single spaces only between words.
 fn tidy(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() <= MESSAGE_MAX
-        && b.first() != Some(&b' ')
-        && b.last() != Some(&b' ')
-        && b.iter().all(|c| c.is_ascii() && !matches!(c, b'\t'..=b'\r'))
-        && !b.windows(2).any(|w| w == b"  ")
+    if b.len() > MESSAGE_MAX {
+        return false;
+    }
+    let mut after_space = true; // so a leading space fails
+    for &c in b {
+        if !c.is_ascii() || matches!(c, b'\t'..=b'\r') || (c == b' ' && after_space) {
+            return false;
+        }
+        after_space = c == b' ';
+    }
+    !after_space || b.is_empty()
 }
 
 
@@ -221,6 +227,11 @@ fn codes_of<'a>(doc: &Json<'a>) -> Vec<Cow<'a, str>> {
 /// `ThrottlingException:http://internal.amazon.com/...` or `com.amazon.coral#ThrottlingException`
 /// → `throttlingexception`.
 fn aws_code(raw: &str) -> Cow<'_, str> {
+    // Most codes are plain lowercase ASCII names already: one pass says so.
+    let plain = |b: u8| b.is_ascii_graphic() && !b.is_ascii_uppercase() && b != b':' && b != b'#';
+    if raw.bytes().all(plain) {
+        return Cow::Borrowed(raw);
+    }
     // Byte searches: `:` and `#` are ASCII, so they never match inside a multibyte character.
     let name = &raw[..raw.bytes().position(|b| b == b':').unwrap_or(raw.len())];
     let name = name[name.bytes().rposition(|b| b == b'#').map_or(0, |i| i + 1)..].trim();
