@@ -1,9 +1,10 @@
 //! Compiled policies on disk: `Component::serialize` output keyed by the sha256 of the `.wasm`
 //! and the engine's compatibility hash (which covers the wasmtime version and its settings),
-//! so loading a known policy skips compilation (about 100 ms) for a deserialize (about 1 ms).
+//! so loading a known policy skips compilation (hundreds of ms) for a deserialize (under 1 ms).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -38,24 +39,23 @@ impl ArtifactCache {
 
     /// Where the artifact for `bytes` compiled by `engine` lives.
     pub fn path_for(&self, engine: &wasmtime::Engine, bytes: &[u8]) -> PathBuf {
-        let mut compat = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut compat);
-        self.dir.join(format!("{}-{:016x}.cwasm", sha256_hex(bytes), compat.finish()))
+        self.path_for_sha256(engine, &sha256_hex(bytes))
     }
 
-    /// The compiled component for `bytes`: from the cache when present and loadable, else
-    /// compiled and stored. A cache that cannot be written only costs the next load a compile.
-    pub(crate) fn component(&self, engine: &wasmtime::Engine, bytes: &[u8], origin: &str) -> Result<Component, Error> {
-        let path = self.path_for(engine, bytes);
-        // Read into memory rather than mapped: a cache file truncated under a mapping would
-        // crash the process (SIGBUS) instead of failing one load.
-        if let Ok(compiled) = std::fs::read(&path) {
-            // SAFETY: deserialize runs native code from the file. Only files this host wrote into
-            // its own cache directory are read, named by the content hash of the `.wasm` they
-            // came from and by the engine's compatibility hash (wasmtime version and settings).
-            if let Ok(component) = unsafe { Component::deserialize(engine, &compiled) } {
-                return Ok(component);
-            }
+    /// `path_for`, from the sha256 of the `.wasm` (lowercase hex) already at hand.
+    fn path_for_sha256(&self, engine: &wasmtime::Engine, sha256: &str) -> PathBuf {
+        let mut compat = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut compat);
+        self.dir.join(format!("{sha256}-{:016x}.cwasm", compat.finish()))
+    }
+
+    /// The compiled component for `bytes` (whose sha256 is `sha256`): from the cache when present
+    /// and loadable, else compiled and stored. A cache that cannot be written only costs the next
+    /// load a compile.
+    pub(crate) fn component(&self, engine: &wasmtime::Engine, bytes: &[u8], sha256: &str, origin: &str) -> Result<Component, Error> {
+        let path = self.path_for_sha256(engine, sha256);
+        if let Some(component) = load(engine, &path) {
+            return Ok(component);
         }
         let component = Component::new(engine, bytes)
             .map_err(|e| Error::InvalidPolicy { origin: origin.to_string(), message: Error::one_line(&e) })?;
@@ -71,6 +71,32 @@ impl ArtifactCache {
         }
         Ok(component)
     }
+}
+
+/// The compiled component in the cache file `path`, if it is there and loads.
+///
+/// Mapped from a private copy, not read into memory: reading means a page fault per page of a
+/// fresh allocation (about 1.2 ms for this policy), while copying the file in the kernel and
+/// mapping the copy costs well under that, and instances then initialise their memory from the
+/// copy's pages. Not the cache file itself: a file changed under a mapping (truncated, say, by
+/// someone editing the cache) would crash the process with SIGBUS. The copy is unlinked once
+/// mapped, so nothing else can reach it.
+fn load(engine: &wasmtime::Engine, path: &Path) -> Option<Component> {
+    static LOADS: AtomicU64 = AtomicU64::new(0);
+    let private = path.with_extension(format!("loading-{}-{}", std::process::id(), LOADS.fetch_add(1, Ordering::Relaxed)));
+    // SAFETY (both deserializes): they run native code from the file. Only files this host wrote
+    // into its own cache directory are read, named by the content hash of the `.wasm` they came
+    // from and by the engine's compatibility hash (wasmtime version and settings); the mapped one
+    // is a copy made just now, reachable by this process alone once unlinked.
+    if std::fs::copy(path, &private).is_err() {
+        let _ = std::fs::remove_file(&private);
+        // A cache directory this process may read but not write, or a full disk: read it.
+        let compiled = std::fs::read(path).ok()?;
+        return unsafe { Component::deserialize(engine, &compiled) }.ok();
+    }
+    let loaded = unsafe { Component::deserialize_file(engine, &private) };
+    let _ = std::fs::remove_file(&private);
+    loaded.ok()
 }
 
 /// The lowercase hex sha256 of `bytes`: a policy's identity.

@@ -3,6 +3,7 @@
 //! independent instances as needed.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -49,26 +50,24 @@ impl Policy {
         let engine = crate::wasm::engine()?;
         let component = Component::new(&engine, bytes)
             .map_err(|e| Error::InvalidPolicy { origin: origin.to_string(), message: Error::one_line(&e) })?;
-        Policy::link(engine, &component, bytes, origin)
+        Policy::link(engine, &component, sha256_hex(bytes), origin)
     }
 
     /// Like `from_bytes`, but the compiled artifact comes from (or goes to) `cache`.
     pub fn from_bytes_cached(bytes: &[u8], origin: &str, cache: &ArtifactCache) -> Result<Policy, Error> {
         let engine = crate::wasm::engine()?;
-        let component = cache.component(&engine, bytes, origin)?;
-        Policy::link(engine, &component, bytes, origin)
+        // Hashed once: the hash names the cache file and is the policy's identity.
+        let sha256 = sha256_hex(bytes);
+        let component = cache.component(&engine, bytes, &sha256, origin)?;
+        Policy::link(engine, &component, sha256, origin)
     }
 
-    fn link(engine: wasmtime::Engine, component: &Component, bytes: &[u8], origin: &str) -> Result<Policy, Error> {
+    fn link(engine: wasmtime::Engine, component: &Component, sha256: String, origin: &str) -> Result<Policy, Error> {
         let invalid = |e: wasmtime::Error| Error::InvalidPolicy { origin: origin.to_string(), message: Error::one_line(&e) };
-        let mut linker = Linker::<StoreData>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Runtime(Error::one_line(&e)))?;
-        Failover::add_to_linker::<StoreData, HasSelf<Host>>(&mut linker, |data| &mut data.host)
-            .map_err(|e| Error::Runtime(Error::one_line(&e)))?;
         // Checking imports and exports here makes a wrong component fail at load, not first use.
-        let pre = linker.instantiate_pre(component).map_err(invalid)?;
+        let pre = linker(&engine)?.instantiate_pre(component).map_err(invalid)?;
         let pre = FailoverPre::new(pre).map_err(invalid)?;
-        Ok(Policy { engine, pre, limits: Limits::default(), origin: origin.to_string(), sha256: sha256_hex(bytes) })
+        Ok(Policy { engine, pre, limits: Limits::default(), origin: origin.to_string(), sha256 })
     }
 
     /// The limits every instance made from now on runs under.
@@ -100,6 +99,19 @@ impl Policy {
         let bindings = self.pre.instantiate(&mut store).map_err(Error::guest)?;
         Ok(Instance::new(store, bindings, self.limits))
     }
+}
+
+/// The process's one Linker (WASI and the host interface), for its one Engine: built once, as
+/// it costs about 0.1 ms, a sizeable share of loading a policy from the cache.
+fn linker(engine: &wasmtime::Engine) -> Result<&'static Linker<StoreData>, Error> {
+    static LINKER: OnceLock<Result<Linker<StoreData>, String>> = OnceLock::new();
+    let build = || {
+        let mut linker = Linker::<StoreData>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::one_line(&e))?;
+        Failover::add_to_linker::<StoreData, HasSelf<Host>>(&mut linker, |data| &mut data.host).map_err(|e| Error::one_line(&e))?;
+        Ok(linker)
+    };
+    LINKER.get_or_init(build).as_ref().map_err(|e| Error::Runtime(e.clone()))
 }
 
 fn read(path: &Path) -> Result<(Vec<u8>, String), Error> {
