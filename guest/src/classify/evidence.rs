@@ -27,7 +27,7 @@ pub struct Evidence<'a> {
     /// `resource_exhausted`, `throttlingexception`, `api_key_invalid`, ...).
     pub codes: Vec<Cow<'a, str>>,
     /// The provider's own message (original case, whitespace collapsed), if one was found.
-    pub message: Option<String>,
+    pub message: Option<Cow<'a, str>>,
     /// The body is an HTML page (a proxy or CDN answered, not the API).
     pub html: bool,
     /// The error arrived inside a 2xx response (event stream or JSON body).
@@ -55,9 +55,9 @@ impl<'a> Evidence<'a> {
             codes.push(aws_code(t));
         }
         let message = match &doc {
-            Some(d) => message_of(d).or_else(|| first_line(&raw)),
-            None if html => html_title(&raw),
-            None => first_line(&raw),
+            Some(d) => message_of(d).or_else(|| first_line(&raw).map(Cow::Owned)),
+            None if html => html_title(&raw).map(Cow::Owned),
+            None => first_line(&raw).map(Cow::Owned),
         };
         let error_doc = doc.as_ref().filter(|d| error_object(d).is_some());
         let in_band = response.status < 400 && error_doc.is_some();
@@ -87,7 +87,7 @@ impl<'a> Evidence<'a> {
         let digits = Decimal::of(self.response.status.into());
         let status = digits.as_ref();
         let words = match &self.message {
-            Some(m) if m.starts_with(status) => m.clone(),
+            Some(m) if m.starts_with(status) => m.to_string(),
             Some(m) if self.in_band => [status, " stream error: ", m].concat(),
             Some(m) => [status, " ", m].concat(),
             None if self.response.body.is_empty() => [status, " (empty body)"].concat(),
@@ -245,7 +245,7 @@ fn aws_code(raw: &str) -> Cow<'_, str> {
 
 /// The provider's sentence: `error.message`, `error` (a string), `message`, `Message`, `detail`;
 /// OpenRouter's "Provider returned error" gets the upstream's words appended.
-fn message_of(doc: &Json) -> Option<String> {
+fn message_of<'a>(doc: &Json<'a>) -> Option<Cow<'a, str>> {
     let e = doc.get("error");
     let found = [
         e.and_then(|e| e.get("message")),
@@ -256,14 +256,16 @@ fn message_of(doc: &Json) -> Option<String> {
     ]
     .into_iter()
     .flatten()
-    .find_map(Json::as_str)?;
+    .find_map(Json::as_cow)?;
     let upstream = e.and_then(|e| e.at(&["metadata", "raw"])).and_then(Json::as_str);
-    let text = match upstream {
-        Some(raw) => {
-            let inner = parse(raw).and_then(|v| message_of(&v)).unwrap_or_else(|| raw.to_string());
-            bounded(&format!("{found}: {inner}"))
+    let text = match (upstream, found) {
+        (Some(raw), _) => {
+            let inner = parse(raw).and_then(|v| message_of(&v).map(Cow::into_owned)).unwrap_or_else(|| raw.to_string());
+            Cow::Owned(bounded(&format!("{found}: {inner}")))
         }
-        None => bounded(found),
+        // Text lent by the body and already tidy is the message as it is: no copy.
+        (None, Cow::Borrowed(s)) if tidy(s) => Cow::Borrowed(*s),
+        (None, _) => Cow::Owned(bounded(found)),
     };
     Some(text).filter(|m| !m.is_empty())
 }

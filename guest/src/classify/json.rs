@@ -64,6 +64,14 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// The string as held: borrowed from the body, or owned when it had escapes.
+    pub fn as_cow(&self) -> Option<&Cow<'a, str>> {
+        match self {
+            Json::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn as_u64(&self) -> Option<u64> {
         match self {
             Json::Number(n) => n.as_u64(),
