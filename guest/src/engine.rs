@@ -413,13 +413,13 @@ impl Engine {
             }
             true
         };
-        if let Some(to) = chain.first_usable(&allowed) {
+        if let Some(to) = chain.first_usable(allowed) {
             p.route_retries = 0;
             let kind = if to.position == route.position { ActionKind::Rotate } else { ActionKind::FallBack };
             let why = cat!(why, "; using ", position_name(to.position, chain.len()), " ", to.provider, "/", to.model, " with credential ", to.credential);
             return Decision::to(kind, to, rule, why);
         }
-        match chain.earliest(&allowed) {
+        match chain.earliest(allowed) {
             Some((at, to)) if p.waited_ms.saturating_add(at - now) <= self.config.retry.max_wait_ms => {
                 p.route_retries = 0;
                 let delay = at - now;
