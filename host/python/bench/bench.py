@@ -176,15 +176,20 @@ def main() -> None:
     row("classify", classify)
     row("select", policy.select)
 
-    def on_failure(body: bytes, status: int) -> Callable[[], Any]:
+    # 503s spend the retry budget and only successes refill it: the backoff row's policy has a
+    # budget no run exhausts, so every timed decision is a backoff (checked after the run).
+    unspent = Policy.load({**CHAIN, "retry_budget": {"max_tokens": 1_000_000, "threshold": 0}},
+                          secrets=SECRETS, clock=clock, transport=fake_provider())
+
+    def on_failure(p: Policy, body: bytes, status: int) -> Callable[[], Any]:
         def fn() -> Any:
             clock.advance(HOUR_MS)
-            return policy.on_failure(PRIMARY, status, JSON, body)
+            return p.on_failure(PRIMARY, status, JSON, body)
         return fn
-    assert on_failure(RATE_429, 429)().kind.value == "rotate"
-    assert on_failure(OVERLOADED_503, 503)().kind.value == "retry"
-    row("on-failure-429-rotate", on_failure(RATE_429, 429))
-    row("on-failure-503-backoff", on_failure(OVERLOADED_503, 503))
+    for p, body, status, kind in ((policy, RATE_429, 429, "rotate"), (unspent, OVERLOADED_503, 503, "retry")):
+        name = f"on-failure-{status}-{'rotate' if status == 429 else 'backoff'}"
+        row(name, on_failure(p, body, status))
+        assert on_failure(p, body, status)().kind.value == kind, f"{name} no longer decides {kind}"
 
     def call() -> Any:
         clock.advance(HOUR_MS)
