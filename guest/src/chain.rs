@@ -13,6 +13,8 @@ pub struct Chain<'a> {
     pub config: &'a Config,
     pub pool: &'a Pool,
     pub health: &'a Health,
+    /// `provider/model` per position, the key of a route's health.
+    pub labels: &'a [String],
     pub now: u64,
 }
 
@@ -22,36 +24,40 @@ impl<'a> Chain<'a> {
     }
 
     /// `provider/model` of a position.
-    pub fn label(&self, position: u32) -> String {
-        let e = &self.config.chain[position as usize];
-        format!("{}/{}", e.provider, e.model)
+    pub fn label(&self, position: u32) -> &'a str {
+        &self.labels[position as usize]
+    }
+
+    /// Until when the route's circuit keeps calls away, and in which state: what deciding needs,
+    /// without the text (this runs for every position a decision looks at).
+    fn circuit_until(&self, position: u32) -> Option<(u64, Circuit)> {
+        let h = self.health.routes.get(self.labels.get(position as usize)?)?;
+        match h.admission(self.now, &self.config.health) {
+            Admission::No(until) => Some((until, h.circuit)),
+            _ => None,
+        }
     }
 
     /// Until when the route's circuit keeps calls away, and how that reads to a user.
     pub fn circuit_block(&self, position: u32) -> Option<(u64, String)> {
-        let label = self.label(position);
-        match self.health.admission(&label, self.now, &self.config.health) {
-            Admission::No(until) => {
-                let h = self.health.routes.get(&label)?;
-                let what = if h.circuit == Circuit::Open {
-                    format!("circuit open after provider-side failures until {} (then one probe)", timefmt::rfc3339(until))
-                } else {
-                    format!("circuit half-open: a probe call is in flight (until {} at the latest)", timefmt::rfc3339(until))
-                };
-                Some((until, what))
-            }
-            _ => None,
-        }
+        let (until, circuit) = self.circuit_until(position)?;
+        let until_text = timefmt::rfc3339(until);
+        let what = if circuit == Circuit::Open {
+            ["circuit open after provider-side failures until ", &until_text, " (then one probe)"].concat()
+        } else {
+            ["circuit half-open: a probe call is in flight (until ", &until_text, " at the latest)"].concat()
+        };
+        Some((until, what))
     }
 
     /// The route at `position` if it can be used now, with the key it would use.
     pub fn usable(&self, position: u32, except: Option<&str>) -> Option<Route> {
         let entry = self.config.chain.get(position as usize)?;
-        if self.circuit_block(position).is_some() {
+        if self.circuit_until(position).is_some() {
             return None;
         }
         let provider = self.config.provider(&entry.provider)?;
-        let credential = self.pool.pick(provider, self.now, except)?;
+        let credential = self.pool.pick(provider, self.now, except)?.to_string();
         Some(Route { provider: entry.provider.clone(), model: entry.model.clone(), credential, position })
     }
 
@@ -65,9 +71,9 @@ impl<'a> Chain<'a> {
     pub fn usable_at(&self, position: u32) -> Option<(u64, Route)> {
         let entry = self.config.chain.get(position as usize)?;
         let provider = self.config.provider(&entry.provider)?;
-        let route_free = self.circuit_block(position).map(|(until, _)| until).unwrap_or(self.now);
+        let route_free = self.circuit_until(position).map(|(until, _)| until).unwrap_or(self.now);
         let key = match self.pool.pick(provider, self.now, None) {
-            Some(id) => (self.now, id),
+            Some(id) => (self.now, id.to_string()),
             None => self.pool.earliest(provider, self.now)?,
         };
         let at = route_free.max(key.0);

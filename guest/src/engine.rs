@@ -109,7 +109,7 @@ impl Engine {
     }
 
     fn chain(&self, now: u64) -> Chain<'_> {
-        Chain { config: &self.config, pool: &self.pool, health: &self.health, now }
+        Chain { config: &self.config, pool: &self.pool, health: &self.health, labels: &self.labels, now }
     }
 
     pub fn set_credentials(&mut self, credentials: &[CredentialInfo], env: &mut dyn Env) {
@@ -300,7 +300,7 @@ impl Engine {
             let provider = chain.config.provider(&route.provider)?;
             let id = chain.pool.pick(provider, now, Some(&route.credential))?;
             let why = cat!(why, "; rotating from credential ", route.credential, " to ", id, " at once");
-            let to = Route { provider: route.provider.clone(), model: route.model.clone(), credential: id, position: route.position };
+            let to = Route { provider: route.provider.clone(), model: route.model.clone(), credential: id.to_string(), position: route.position };
             Some(Decision::to(ActionKind::Rotate, to, rule, why))
         };
         match c.reason {
@@ -371,9 +371,10 @@ impl Engine {
                             delay_ms: delay,
                             fresh_connection: matches!(r, Reason::Connection | Reason::Timeout),
                             rule: "provider.backoff",
-                            why: format!("{} is the provider's trouble, not the key's: same key, backoff retry {}/{} after {delay} ms (jittered backoff {backoff} ms{})",
-                                r.as_str(), p.route_retries, retry.route_retries,
-                                c.retry_after_ms.map(|ra| format!(", retry-after {ra} ms")).unwrap_or_default()),
+                            why: cat!(r.as_str(), " is the provider's trouble, not the key's: same key, backoff retry ",
+                                Decimal::of(p.route_retries.into()), "/", Decimal::of(retry.route_retries.into()), " after ",
+                                Decimal::of(delay), " ms (jittered backoff ", Decimal::of(backoff), " ms",
+                                c.retry_after_ms.map(|ra| cat!(", retry-after ", Decimal::of(ra), " ms")).unwrap_or_default(), ")"),
                         };
                     }
                 }

@@ -118,21 +118,27 @@ impl Pool {
     }
 
     /// The key a provider uses next: healthy keys before suspect ones, in the provider's
-    /// strategy order; `except` is skipped (the key that just failed).
-    pub fn pick(&self, provider: &Provider, now: u64, except: Option<&str>) -> Option<String> {
+    /// strategy order; `except` is skipped (the key that just failed). Borrowed from the config,
+    /// and one pass with each key's state read once: this runs on most decisions.
+    pub fn pick<'p>(&self, provider: &'p Provider, now: u64, except: Option<&str>) -> Option<&'p str> {
         let n = provider.credentials.len();
         let start = match provider.strategy {
             Strategy::FillFirst => 0,
             Strategy::RoundRobin => self.cursors.get(&provider.name).copied().unwrap_or(0) as usize % n.max(1),
         };
-        let ordered = (0..n).map(|i| &provider.credentials[(start + i) % n].id);
-        let candidates: Vec<&String> =
-            ordered.filter(|id| Some(id.as_str()) != except && self.usable(id, now)).collect();
-        candidates
-            .iter()
-            .find(|id| self.state(id, now) == CredentialState::Available)
-            .or_else(|| candidates.first())
-            .map(|id| id.to_string())
+        let mut suspect = None;
+        for i in 0..n {
+            let id = provider.credentials[(start + i) % n].id.as_str();
+            if Some(id) == except {
+                continue;
+            }
+            match self.state(id, now) {
+                CredentialState::Available => return Some(id),
+                CredentialState::Suspect => suspect = suspect.or(Some(id)),
+                _ => {}
+            }
+        }
+        suspect
     }
 
     /// After a success on round-robin, the next call starts at the following key.
@@ -256,9 +262,9 @@ mod tests {
         p.record_mut("a").cooldown_until_ms = Some(100);
         p.record_mut("b").dead = true;
         p.record_mut("c").auth_failures = 1;
-        assert_eq!(p.pick(&prov, 50, None).as_deref(), Some("d"), "e is missing, d is the only healthy key");
-        assert_eq!(p.pick(&prov, 50, Some("d")).as_deref(), Some("c"), "suspect keys come last");
-        assert_eq!(p.pick(&prov, 100, None).as_deref(), Some("a"), "a cooldown ends at its end time");
+        assert_eq!(p.pick(&prov, 50, None), Some("d"), "e is missing, d is the only healthy key");
+        assert_eq!(p.pick(&prov, 50, Some("d")), Some("c"), "suspect keys come last");
+        assert_eq!(p.pick(&prov, 100, None), Some("a"), "a cooldown ends at its end time");
         assert_eq!(p.state("e", 0), CredentialState::Missing);
     }
 
@@ -268,7 +274,7 @@ mod tests {
         let mut p = pool(&["a", "b", "c"]);
         let mut used = vec![];
         for _ in 0..4 {
-            let id = p.pick(&prov, 0, None).unwrap();
+            let id = p.pick(&prov, 0, None).unwrap().to_string();
             p.advance_cursor(&prov, &id);
             used.push(id);
         }
