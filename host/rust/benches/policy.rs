@@ -404,6 +404,11 @@ fn bench_cold(c: &mut Criterion) {
     g.bench_function("new-wasm", |b| {
         b.iter(|| black_box(first_decision(Policy::from_bytes(DEFAULT_POLICY, "bench").expect("policy"))))
     });
+    // Policy::from_bytes_baseline compiles with Winch every time: what PolicyHost::swap_tiered
+    // serves a never-seen .wasm from while cranelift compiles it in the background.
+    g.bench_function("new-wasm-baseline", |b| {
+        b.iter(|| black_box(first_decision(Policy::from_bytes_baseline(DEFAULT_POLICY, "bench").expect("policy"))))
+    });
     // The host's artifact cache: sha256, read the artifact, deserialize, link, InstancePre.
     g.bench_function("cached-artifact", |b| {
         b.iter(|| black_box(first_decision(Policy::from_bytes_cached(DEFAULT_POLICY, "bench", &cache).expect("policy"))))

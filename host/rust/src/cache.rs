@@ -49,6 +49,12 @@ impl ArtifactCache {
         self.dir.join(format!("{sha256}-{:016x}.cwasm", compat.finish()))
     }
 
+    /// The compiled component for the `.wasm` whose sha256 is `sha256`, if the cache holds a
+    /// loadable one.
+    pub(crate) fn cached(&self, engine: &wasmtime::Engine, sha256: &str) -> Option<Component> {
+        load(engine, &self.path_for_sha256(engine, sha256))
+    }
+
     /// The compiled component for `bytes` (whose sha256 is `sha256`): from the cache when present
     /// and loadable, else compiled and stored. A cache that cannot be written only costs the next
     /// load a compile.

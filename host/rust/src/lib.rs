@@ -43,6 +43,6 @@ pub use host::{Host, Transport};
 pub use http::{HttpTransport, SUCCESS_BODY_LIMIT};
 pub use instance::{Engine, Instance};
 pub use limits::Limits;
-pub use policy::{Policy, DEFAULT_POLICY};
-pub use policy_host::{Answer, PolicyHost, Swapped};
+pub use policy::{Policy, Tier, DEFAULT_POLICY};
+pub use policy_host::{Answer, PolicyHost, Swapped, TierUp, TieredSwap};
 pub use secrets::{default_env_var, fingerprint, Secrets};

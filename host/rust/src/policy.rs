@@ -25,6 +25,17 @@ pub struct Policy {
     limits: Limits,
     origin: String,
     sha256: String,
+    tier: Tier,
+}
+
+/// Which compiler built a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Winch: compiles fast, runs about 1.6x slower. What `PolicyHost::swap_tiered` serves
+    /// first from a never-seen `.wasm`, until the optimised build is ready.
+    Baseline,
+    /// Cranelift: every other way of loading a policy, and the only build the cache holds.
+    Optimised,
 }
 
 impl Policy {
@@ -50,7 +61,37 @@ impl Policy {
         let engine = crate::wasm::engine()?;
         let component = Component::new(&engine, bytes)
             .map_err(|e| Error::InvalidPolicy { origin: origin.to_string(), message: Error::one_line(&e) })?;
-        Policy::link(engine, &component, sha256_hex(bytes), origin)
+        Policy::link(engine, &component, sha256_hex(bytes), origin, Tier::Optimised)
+    }
+
+    /// A policy compiled by the baseline compiler (Winch): several times faster to compile than
+    /// `from_bytes`, slower to run, and never cached. For serving a never-seen `.wasm` at once
+    /// while the optimised build is made (see `PolicyHost::swap_tiered`).
+    pub fn from_bytes_baseline(bytes: &[u8], origin: &str) -> Result<Policy, Error> {
+        Policy::baseline(bytes, sha256_hex(bytes), origin)
+    }
+
+    pub(crate) fn baseline(bytes: &[u8], sha256: String, origin: &str) -> Result<Policy, Error> {
+        let engine = crate::wasm::baseline_engine()?;
+        let component = Component::new(&engine, bytes)
+            .map_err(|e| Error::InvalidPolicy { origin: origin.to_string(), message: Error::one_line(&e) })?;
+        Policy::link(engine, &component, sha256, origin, Tier::Baseline)
+    }
+
+    /// The optimised build of the `.wasm` whose sha256 is `sha256`, if `cache` holds it.
+    pub(crate) fn from_cache_only(sha256: &str, origin: &str, cache: &ArtifactCache) -> Result<Option<Policy>, Error> {
+        let engine = crate::wasm::engine()?;
+        match cache.cached(&engine, sha256) {
+            Some(component) => Policy::link(engine, &component, sha256.to_string(), origin, Tier::Optimised).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `from_bytes_cached` with the sha256 of `bytes` already at hand.
+    pub(crate) fn cached_with_sha256(bytes: &[u8], sha256: String, origin: &str, cache: &ArtifactCache) -> Result<Policy, Error> {
+        let engine = crate::wasm::engine()?;
+        let component = cache.component(&engine, bytes, &sha256, origin)?;
+        Policy::link(engine, &component, sha256, origin, Tier::Optimised)
     }
 
     /// Like `from_bytes`, but the compiled artifact comes from (or goes to) `cache`.
@@ -59,15 +100,15 @@ impl Policy {
         // Hashed once: the hash names the cache file and is the policy's identity.
         let sha256 = sha256_hex(bytes);
         let component = cache.component(&engine, bytes, &sha256, origin)?;
-        Policy::link(engine, &component, sha256, origin)
+        Policy::link(engine, &component, sha256, origin, Tier::Optimised)
     }
 
-    fn link(engine: wasmtime::Engine, component: &Component, sha256: String, origin: &str) -> Result<Policy, Error> {
+    fn link(engine: wasmtime::Engine, component: &Component, sha256: String, origin: &str, tier: Tier) -> Result<Policy, Error> {
         let invalid = |e: wasmtime::Error| Error::InvalidPolicy { origin: origin.to_string(), message: Error::one_line(&e) };
         // Checking imports and exports here makes a wrong component fail at load, not first use.
-        let pre = linker(&engine)?.instantiate_pre(component).map_err(invalid)?;
+        let pre = linker(&engine, tier)?.instantiate_pre(component).map_err(invalid)?;
         let pre = FailoverPre::new(pre).map_err(invalid)?;
-        Ok(Policy { engine, pre, limits: Limits::default(), origin: origin.to_string(), sha256 })
+        Ok(Policy { engine, pre, limits: Limits::default(), origin: origin.to_string(), sha256, tier })
     }
 
     /// The limits every instance made from now on runs under.
@@ -90,6 +131,11 @@ impl Policy {
         &self.sha256
     }
 
+    /// Which compiler built it.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
     /// A fresh instance (its own Store and guest memory, under this policy's limits) serving `host`.
     pub fn instantiate(&self, host: Host) -> Result<Instance, Error> {
         let mut store = wasmtime::Store::new(&self.engine, StoreData::new(host, self.limits.memory_bytes));
@@ -101,17 +147,23 @@ impl Policy {
     }
 }
 
-/// The process's one Linker (WASI and the host interface), for its one Engine: built once, as
-/// it costs about 0.1 ms, a sizeable share of loading a policy from the cache.
-fn linker(engine: &wasmtime::Engine) -> Result<&'static Linker<StoreData>, Error> {
-    static LINKER: OnceLock<Result<Linker<StoreData>, String>> = OnceLock::new();
+/// The process's Linker (WASI and the host interface) for the engine of `tier` (one per
+/// engine, as a Linker belongs to one): built once, as it costs about 0.1 ms, a sizeable share
+/// of loading a policy from the cache.
+fn linker(engine: &wasmtime::Engine, tier: Tier) -> Result<&'static Linker<StoreData>, Error> {
+    static OPTIMISED: OnceLock<Result<Linker<StoreData>, String>> = OnceLock::new();
+    static BASELINE: OnceLock<Result<Linker<StoreData>, String>> = OnceLock::new();
     let build = || {
         let mut linker = Linker::<StoreData>::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::one_line(&e))?;
         Failover::add_to_linker::<StoreData, HasSelf<Host>>(&mut linker, |data| &mut data.host).map_err(|e| Error::one_line(&e))?;
         Ok(linker)
     };
-    LINKER.get_or_init(build).as_ref().map_err(|e| Error::Runtime(e.clone()))
+    let linker = match tier {
+        Tier::Optimised => &OPTIMISED,
+        Tier::Baseline => &BASELINE,
+    };
+    linker.get_or_init(build).as_ref().map_err(|e| Error::Runtime(e.clone()))
 }
 
 fn read(path: &Path) -> Result<(Vec<u8>, String), Error> {

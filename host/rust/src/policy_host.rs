@@ -9,16 +9,17 @@
 //! the instance it started on, and the snapshot the new policy restores already holds it.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
+use crate::cache::{sha256_hex, ArtifactCache};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::events::EventSink;
 use crate::fault::{self, Supervision, FAULT_RULE};
 use crate::host::Host;
 use crate::instance::{Engine, Instance};
-use crate::policy::Policy;
+use crate::policy::{Policy, Tier};
 use crate::types::{
     Action, CallProgress, CredentialInfo, Event, EventKind, Failure, FinalError, NoRoute, Outbound, PrepareError,
     Request, Route, Start, VersionInfo,
@@ -40,11 +41,44 @@ pub struct Swapped {
     pub generation: u64,
 }
 
+/// What `PolicyHost::swap_tiered` did: the swap, and, when it served a baseline build, the
+/// tier-up to the optimised one under way in the background.
+pub struct TieredSwap {
+    pub swapped: Swapped,
+    /// Which build now serves.
+    pub tier: Tier,
+    pub tier_up: Option<TierUp>,
+}
+
+/// The optimised build of a policy swapped in at the baseline tier, being compiled on a
+/// background thread; once ready it replaces the baseline build through the swap path, unless
+/// another policy has taken over meanwhile. Dropping this handle does not stop it.
+pub struct TierUp {
+    done: mpsc::Receiver<Result<Swapped, Error>>,
+}
+
+impl TierUp {
+    /// The tier-up's outcome, waiting at most `timeout`; `None` while it is still under way
+    /// (or if the host was dropped first).
+    pub fn wait(&self, timeout: Duration) -> Option<Result<Swapped, Error>> {
+        self.done.recv_timeout(timeout).ok()
+    }
+
+    /// The outcome if it is already known, without waiting.
+    pub fn try_outcome(&self) -> Option<Result<Swapped, Error>> {
+        self.done.try_recv().ok()
+    }
+}
+
 pub struct PolicyHost {
+    /// Shared with a tier-up thread, which holds it weakly: dropping the host never waits for it.
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     slot: Mutex<Slot>,
     make_host: Box<dyn Fn() -> Host + Send + Sync>,
     config: String,
-    supervision: Supervision,
 }
 
 struct Slot {
@@ -60,6 +94,7 @@ struct Slot {
     credentials: Vec<CredentialInfo>,
     next_generation: u64,
     events: Box<dyn EventSink>,
+    supervision: Supervision,
 }
 
 struct Live {
@@ -119,43 +154,51 @@ impl PolicyHost {
             credentials,
             next_generation: 1,
             events: Box::new(|_: Event| {}),
+            supervision: Supervision::default(),
         };
-        Ok(PolicyHost { slot: Mutex::new(slot), make_host: Box::new(make_host), config: config.to_string(), supervision: Supervision::default() })
+        let shared = Shared { slot: Mutex::new(slot), make_host: Box::new(make_host), config: config.to_string() };
+        Ok(PolicyHost { shared: Arc::new(shared) })
     }
 
-    pub fn with_supervision(mut self, supervision: Supervision) -> Self {
-        self.supervision = supervision;
+    pub fn with_supervision(self, supervision: Supervision) -> Self {
+        self.shared.lock().supervision = supervision;
         self
     }
 
     /// Where the host's own events go: swaps, refusals, faults and crash loops, all of kind
     /// `notice` with a `host.` rule. The guest's events go to each `Host`'s sink as before.
-    pub fn with_events(mut self, sink: impl EventSink + 'static) -> Self {
-        self.lock_mut().events = Box::new(sink);
+    pub fn with_events(self, sink: impl EventSink + 'static) -> Self {
+        self.shared.lock().events = Box::new(sink);
         self
     }
 
     /// The running policy's version.
     pub fn version(&self) -> VersionInfo {
-        self.lock().live.version.clone()
+        self.shared.lock().live.version.clone()
     }
 
     /// The generation of the running instance.
     pub fn generation(&self) -> u64 {
-        self.lock().live.generation
+        self.shared.lock().live.generation
+    }
+
+    /// Which build of the running policy serves: `Baseline` only between a `swap_tiered` of a
+    /// never-seen `.wasm` and its tier-up.
+    pub fn tier(&self) -> Tier {
+        self.shared.lock().live.policy.tier()
     }
 
     /// The state as of the last decision that succeeded.
     pub fn snapshot(&self) -> String {
-        self.lock().last_good.clone()
+        self.shared.lock().last_good.clone()
     }
 
     pub fn select(&self) -> Result<Answer<Result<Route, NoRoute>>, Error> {
-        self.decide(Mutates::WithAnEvent, |i, e| i.select(e), |_, why| Err(fault::no_route(why)))
+        self.shared.decide(Mutates::WithAnEvent, |i, e| i.select(e), |_, why| Err(fault::no_route(why)))
     }
 
     pub fn start_call(&self) -> Result<Answer<Result<Start, FinalError>>, Error> {
-        self.decide(Mutates::WithAnEvent, |i, e| i.start_call(e), |_, why| Err(fault::final_error(why)))
+        self.shared.decide(Mutates::WithAnEvent, |i, e| i.start_call(e), |_, why| Err(fault::final_error(why)))
     }
 
     pub fn on_failure(
@@ -164,7 +207,7 @@ impl PolicyHost {
         failure: &Failure,
         progress: Option<&CallProgress>,
     ) -> Result<Answer<Action>, Error> {
-        self.decide(
+        self.shared.decide(
             Mutates::Yes,
             |i, e| i.on_failure(e, route, failure, progress),
             |mode, why| fault::action(mode, route, failure, progress, why),
@@ -172,11 +215,11 @@ impl PolicyHost {
     }
 
     pub fn on_success(&self, route: &Route) -> Result<Answer<()>, Error> {
-        self.decide(Mutates::Yes, |i, e| i.on_success(e, route), |_, _| ())
+        self.shared.decide(Mutates::Yes, |i, e| i.on_success(e, route), |_, _| ())
     }
 
     pub fn prepare(&self, route: &Route, request: &Request) -> Result<Answer<Result<Outbound, PrepareError>>, Error> {
-        self.decide(
+        self.shared.decide(
             Mutates::No,
             |i, e| i.prepare(e, route, request),
             |_, why| Err(PrepareError { message: fault::final_error(why).message }),
@@ -185,41 +228,156 @@ impl PolicyHost {
 
     /// The host's credentials changed; restarts and swaps use the new list too.
     pub fn set_credentials(&self, credentials: Vec<CredentialInfo>) -> Result<Answer<()>, Error> {
-        self.lock().credentials = credentials.clone();
-        self.decide(Mutates::Yes, |i, e| i.set_credentials(e, &credentials), |_, _| ())
+        self.shared.lock().credentials = credentials.clone();
+        self.shared.decide(Mutates::Yes, |i, e| i.set_credentials(e, &credentials), |_, _| ())
     }
 
     /// Replaces the running policy with `policy`, restored from the current state and
     /// self-checked, between two decisions. On any failure the running policy stays and the
     /// error says why (a refused snapshot is `Error::Config` at `state.schema`).
     pub fn swap(&self, policy: Policy) -> Result<Swapped, Error> {
-        let policy = Arc::new(policy);
+        self.shared.swap(Arc::new(policy))
+    }
+
+    /// Swaps in the policy `.wasm` `bytes` (named `origin`), under the running policy's limits,
+    /// as fast as it can: a `.wasm` whose optimised build `cache` holds loads from there, as
+    /// `Policy::from_bytes_cached` would; a never-seen one is compiled by the baseline compiler
+    /// (several times faster, slower code) and swapped in at once, while a background thread
+    /// compiles it with the optimising compiler into `cache` and then swaps that build in
+    /// through the same path (the state carried over, version and self-check required), with a
+    /// `host.policy-tiered-up` notice. A tier-up that fails leaves the baseline build serving
+    /// (`host.tier-up-failed`); one overtaken by another swap is dropped.
+    pub fn swap_tiered(&self, bytes: &[u8], origin: &str, cache: &ArtifactCache) -> Result<TieredSwap, Error> {
+        let sha256 = sha256_hex(bytes);
+        let limits = self.shared.lock().live.policy.limits();
+        if let Some(policy) = Policy::from_cache_only(&sha256, origin, cache)? {
+            let swapped = self.shared.swap(Arc::new(policy.with_limits(limits)))?;
+            return Ok(TieredSwap { swapped, tier: Tier::Optimised, tier_up: None });
+        }
+        let baseline = Arc::new(Policy::baseline(bytes, sha256.clone(), origin)?.with_limits(limits));
+        let swapped = self.shared.swap(baseline.clone())?;
+        let (sent, done) = mpsc::channel();
+        let job = TierUpJob {
+            host: Arc::downgrade(&self.shared),
+            baseline: Arc::downgrade(&baseline),
+            bytes: bytes.to_vec(),
+            sha256,
+            origin: origin.to_string(),
+            cache: cache.clone(),
+            limits,
+        };
+        drop(baseline);
+        let spawned = std::thread::Builder::new().name("failover-tier-up".into()).spawn(move || {
+            let _ = sent.send(job.run());
+        });
+        if let Err(e) = spawned {
+            let message = format!("cannot start the optimising compile of {origin} ({e}); the baseline build keeps serving");
+            notice(&mut *self.shared.lock().events, "host.tier-up-failed", message);
+        }
+        Ok(TieredSwap { swapped, tier: Tier::Baseline, tier_up: Some(TierUp { done }) })
+    }
+}
+
+/// The background half of `swap_tiered`.
+struct TierUpJob {
+    host: Weak<Shared>,
+    baseline: Weak<Policy>,
+    bytes: Vec<u8>,
+    sha256: String,
+    origin: String,
+    cache: ArtifactCache,
+    limits: crate::limits::Limits,
+}
+
+impl TierUpJob {
+    fn run(self) -> Result<Swapped, Error> {
+        let gone = || Error::Runtime("the policy host was dropped before the tier-up".into());
+        // Nothing to do for a host already gone, or a baseline build already replaced.
+        if self.host.strong_count() == 0 || self.baseline.strong_count() == 0 {
+            return Err(gone());
+        }
+        let built = Policy::cached_with_sha256(&self.bytes, self.sha256, &self.origin, &self.cache);
+        let host = self.host.upgrade().ok_or_else(gone)?;
+        let optimised = match built {
+            Ok(policy) => Arc::new(policy.with_limits(self.limits)),
+            Err(e) => {
+                let message = format!("the optimising compile of {} failed ({e}); the baseline build keeps serving", self.origin);
+                notice(&mut *host.lock().events, "host.tier-up-failed", message);
+                return Err(e);
+            }
+        };
+        host.tier_up(&self.baseline, optimised)
+    }
+}
+
+impl Shared {
+    /// Replaces the running policy with `policy` (see `PolicyHost::swap`).
+    fn swap(&self, policy: Arc<Policy>) -> Result<Swapped, Error> {
+        self.replace(policy, None)
+    }
+
+    /// Replaces the baseline build `baseline` with `optimised`, if it still serves: the same
+    /// swap, except that the policy to fall back to stays the one before the baseline build.
+    fn tier_up(&self, baseline: &Weak<Policy>, optimised: Arc<Policy>) -> Result<Swapped, Error> {
+        self.replace(optimised, Some(baseline))
+    }
+
+    /// A swap, or with `tier_up_of` the tier-up of that baseline build.
+    fn replace(&self, policy: Arc<Policy>, tier_up_of: Option<&Weak<Policy>>) -> Result<Swapped, Error> {
         // Instantiating costs microseconds, but needs no lock: decisions go on meanwhile.
         let fresh = instantiate(&policy, (self.make_host)());
         let mut slot = self.lock();
         let slot = &mut *slot;
+        if let Some(baseline) = tier_up_of.map(Weak::upgrade) {
+            let is_baseline = |p: &Arc<Policy>| baseline.as_ref().is_some_and(|b| Arc::ptr_eq(b, p));
+            if !is_baseline(&slot.live.policy) {
+                if slot.previous.as_ref().is_some_and(is_baseline) {
+                    slot.previous = Some(policy);
+                }
+                return Err(Error::Runtime("another policy took over before the optimised build was ready".into()));
+            }
+        }
         let restored = fresh.and_then(|fresh| {
             Live::restore(policy, fresh, &self.config, Some(&slot.last_good), &slot.credentials, slot.next_generation)
         });
         let live = match restored {
             Ok(live) => live,
             Err(e) => {
-                let message = format!("refused a new policy, keeping {}: {e}", slot.live.version.policy);
-                notice(&mut *slot.events, "host.swap-refused", message);
+                let name = &slot.live.version.policy;
+                let (rule, message) = match tier_up_of {
+                    None => ("host.swap-refused", format!("refused a new policy, keeping {name}: {e}")),
+                    Some(_) => (
+                        "host.tier-up-failed",
+                        format!("the optimised build of {name} was refused ({e}); the baseline build keeps serving"),
+                    ),
+                };
+                notice(&mut *slot.events, rule, message);
                 return Err(e);
             }
         };
         slot.next_generation += 1;
         let old = std::mem::replace(&mut slot.live, live);
         let swapped = Swapped { from: old.version, to: slot.live.version.clone(), generation: slot.live.generation };
-        slot.previous = Some(old.policy);
         slot.crashes.clear();
-        slot.closed = None;
-        let message = format!(
-            "swapped policy {} (schema {}) for {} (schema {}), generation {}",
-            swapped.from.policy, swapped.from.schema, swapped.to.policy, swapped.to.schema, swapped.generation
-        );
-        notice(&mut *slot.events, "host.policy-swapped", message);
+        let (rule, message) = match tier_up_of {
+            None => {
+                slot.previous = Some(old.policy);
+                slot.closed = None;
+                let message = format!(
+                    "swapped policy {} (schema {}) for {} (schema {}), generation {}",
+                    swapped.from.policy, swapped.from.schema, swapped.to.policy, swapped.to.schema, swapped.generation
+                );
+                ("host.policy-swapped", message)
+            }
+            Some(_) => {
+                let message = format!(
+                    "tiered up policy {} (schema {}) from its baseline build to its optimised build, generation {}",
+                    swapped.to.policy, swapped.to.schema, swapped.generation
+                );
+                ("host.policy-tiered-up", message)
+            }
+        };
+        notice(&mut *slot.events, rule, message);
         Ok(swapped)
     }
 
@@ -246,7 +404,7 @@ impl PolicyHost {
             Err(e) => {
                 let why = e.to_string();
                 self.recover(slot, &why);
-                return Ok(Answer { value: fallback(self.supervision.on_fault, &why), generation });
+                return Ok(Answer { value: fallback(slot.supervision.on_fault, &why), generation });
             }
         };
         let changed = match mutates {
@@ -266,21 +424,22 @@ impl PolicyHost {
     /// After a fault: restart the policy from the last good state, or, in a crash loop, fall
     /// back to the previous policy, or fail closed.
     fn recover(&self, slot: &mut Slot, why: &str) {
+        let supervision = slot.supervision;
         let now = Instant::now();
         slot.crashes.push_back(now);
-        while slot.crashes.front().is_some_and(|t| now.duration_since(*t) > self.supervision.crash_window) {
+        while slot.crashes.front().is_some_and(|t| now.duration_since(*t) > supervision.crash_window) {
             slot.crashes.pop_front();
         }
         let name = slot.live.version.policy.clone();
         let faults = slot.crashes.len();
-        let window = self.supervision.crash_window.as_secs();
+        let window = supervision.crash_window.as_secs();
         let mut why = why.to_string();
-        if faults < self.supervision.max_crashes {
+        if faults < supervision.max_crashes {
             match self.restart(slot, slot.live.policy.clone()) {
                 Ok(()) => {
                     let message = format!(
                         "policy {name} failed ({why}); restarted it from the last good state (fault {faults}, at {} within {window} s stops restarts)",
-                        self.supervision.max_crashes
+                        supervision.max_crashes
                     );
                     return notice(&mut *slot.events, FAULT_RULE, message);
                 }
@@ -318,10 +477,6 @@ impl PolicyHost {
         // A panic while holding the lock leaves no half-made decision (`decide` mutates the
         // slot only after the call returns), so the data is still consistent.
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_mut(&mut self) -> &mut Slot {
-        self.slot.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -1,6 +1,8 @@
 //! `failover watch --policy PATH --config FILE [--state FILE]`: run the policy at PATH and swap
 //! in whatever is written there next, printing each swap or refusal. Polls the file's size and
-//! mtime, then its sha256, so an unchanged rewrite is no swap.
+//! mtime, then its sha256, so an unchanged rewrite is no swap. A `.wasm` never compiled before
+//! is swapped in at once as a baseline build, and tiered up to the optimised build (compiled in
+//! the background into the cache) when that is ready, printing `tiered up: ...`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use failover_host::{sha256_hex, ArtifactCache, Host, HttpTransport, Policy, PolicyHost, Secrets};
+use failover_host::{sha256_hex, ArtifactCache, Host, HttpTransport, Policy, PolicyHost, Secrets, Tier, TierUp};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -50,8 +52,23 @@ pub fn run(path: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
     say(&format!("watching {}: policy {} (schema {}), sha256 {}", path.display(), version.policy, version.schema, &hash[..12]));
 
     let mut attempts = 0;
+    let mut tiering: Option<(TierUp, String)> = None;
     while args.swaps.is_none_or(|n| attempts < n) {
         std::thread::sleep(Duration::from_millis(args.interval_ms));
+        if let Some(outcome) = tiering.as_ref().and_then(|(tier_up, _)| tier_up.try_outcome()) {
+            let (_, short) = tiering.take().expect("a tier-up under way");
+            match outcome {
+                Ok(s) => {
+                    say(&format!("tiered up: policy {} (schema {}), sha256 {short}, optimised build, generation {}", s.to.policy, s.to.schema, s.generation));
+                    if let Some(file) = &args.state {
+                        std::fs::write(file, host.snapshot()).with_context(|| format!("cannot write state {}", file.display()))?;
+                    }
+                }
+                // Overtaken by a newer swap: nothing to say.
+                Err(_) if host.tier() == Tier::Optimised => {}
+                Err(e) => say(&format!("tier-up failed: sha256 {short}: {e}; the baseline build keeps serving")),
+            }
+        }
         // A file being replaced may be missing or half-written for a moment: look again later.
         let Ok((new_stamp, bytes)) = read(path) else { continue };
         if new_stamp == stamp {
@@ -64,13 +81,18 @@ pub fn run(path: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
         }
         hash = new_hash;
         attempts += 1;
-        let swapped = Policy::from_bytes_cached(&bytes, &path.display().to_string(), &cache).and_then(|p| host.swap(p));
-        match swapped {
-            Ok(s) => {
+        match host.swap_tiered(&bytes, &path.display().to_string(), &cache) {
+            Ok(tiered) => {
+                let s = tiered.swapped;
+                let build = match tiered.tier {
+                    Tier::Optimised => "optimised build",
+                    Tier::Baseline => "baseline build, optimising in the background",
+                };
                 say(&format!(
-                    "swapped: policy {} (schema {}) -> {} (schema {}), sha256 {}, generation {}",
+                    "swapped: policy {} (schema {}) -> {} (schema {}), sha256 {}, generation {} ({build})",
                     s.from.policy, s.from.schema, s.to.policy, s.to.schema, &hash[..12], s.generation
                 ));
+                tiering = tiered.tier_up.map(|tier_up| (tier_up, hash[..12].to_string()));
                 if let Some(file) = &args.state {
                     std::fs::write(file, host.snapshot()).with_context(|| format!("cannot write state {}", file.display()))?;
                 }
