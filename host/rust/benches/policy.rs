@@ -385,10 +385,18 @@ fn bench_cold(c: &mut Criterion) {
     g.bench_function("load-artifact", |b| {
         b.iter(|| black_box(unsafe { Component::deserialize(&engine, &artifact) }.expect("deserialize")))
     });
+    // The same artifact as a file, memory-mapped: what loading a precompiled artifact from disk costs.
+    let artifact_file = std::env::temp_dir().join(format!("failover-bench-{}.cwasm", std::process::id()));
+    std::fs::write(&artifact_file, &artifact).expect("write the artifact");
+    // SAFETY: written just above from this engine config, and not changed while mapped.
+    g.bench_function("load-artifact-file", |b| {
+        b.iter(|| black_box(unsafe { Component::deserialize_file(&engine, &artifact_file) }.expect("deserialize_file")))
+    });
     g.bench_function("instantiate-pre", |b| {
         b.iter(|| black_box(policy.instantiate(Host::new(FakeProvider { next_is_429: false })).expect("instantiate")))
     });
     g.finish();
+    let _ = std::fs::remove_file(&artifact_file);
 
     let creds = to_wit_creds(&chain_creds());
     let first_decision = |policy: Policy| {
