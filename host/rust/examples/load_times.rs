@@ -10,26 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use failover_host::types::{CredentialInfo, Failure, FailureKind, Header, HttpResponse, Outbound, Route, TransportFailure, TransportKind};
-use failover_host::{ArtifactCache, Clock, Host, Policy, PolicyHost, Transport, VirtualClock, DEFAULT_POLICY};
+use common::{credentials, primary, rate_limit_429, NoNetwork, CONFIG, HOUR_MS, START_MS};
+use failover_host::{ArtifactCache, Clock, Host, Policy, PolicyHost, VirtualClock, DEFAULT_POLICY};
 
-struct NoNetwork;
-
-impl Transport for NoNetwork {
-    fn send(&mut self, _: &Outbound, _: Option<&Header>) -> Result<HttpResponse, TransportFailure> {
-        Err(TransportFailure { kind: TransportKind::Other, message: "no network".into() })
-    }
-}
-
-/// Two keys on the primary, so a 429 rotates to the other key; one fallback.
-const CONFIG: &str = r#"{
-    "providers": {"openai": {"base_url": "https://o.example/v1", "credentials": [{"id": "oa-1"}, {"id": "oa-2"}]},
-                  "anthropic": {"base_url": "https://a.example/v1", "credentials": [{"id": "an-1"}]}},
-    "primary": {"provider": "openai", "model": "gpt-4o"},
-    "fallback_providers": [{"provider": "anthropic", "model": "claude-sonnet"}], "seed": 3
-}"#;
-const RATE_429: &str = r#"{"error":{"message":"Rate limit reached for requests per min","type":"requests","code":"rate_limit_exceeded"}}"#;
-const HOUR_MS: u64 = 3_600_000;
+mod common;
 
 /// The median of `runs` timings of `f`.
 fn median(runs: usize, mut f: impl FnMut()) -> Duration {
@@ -109,8 +93,7 @@ fn measure(bytes: &[u8], cache: &ArtifactCache, round: usize) -> anyhow::Result<
     let link = median(21, || drop(linker.instantiate_pre(&component).expect("instantiate_pre")));
     let instantiate = median(201, || drop(policy.instantiate(Host::new(NoNetwork)).expect("instantiate")));
 
-    let credentials: Vec<CredentialInfo> =
-        ["oa-1", "oa-2", "an-1"].iter().map(|id| CredentialInfo { id: id.to_string(), fingerprint: "f".into() }).collect();
+    let credentials = credentials();
     let first_decision = median(3, || {
         let policy = Policy::from_bytes(bytes, "measured").expect("compile");
         let mut inst = policy.instantiate(Host::new(NoNetwork)).expect("instantiate");
@@ -125,17 +108,11 @@ fn measure(bytes: &[u8], cache: &ArtifactCache, round: usize) -> anyhow::Result<
     });
     let decision = per_call(21, 100, || drop(running.select().expect("select")));
 
-    let clock = VirtualClock::new(1_795_528_800_000 + round as u64 * 1000 * HOUR_MS);
+    let clock = VirtualClock::new(START_MS + round as u64 * 1000 * HOUR_MS);
     let policy = Policy::from_bytes_cached(bytes, "measured", cache)?;
     let mut inst = policy.instantiate(Host::new(NoNetwork).with_clock(Clock::Virtual(clock.clone())).with_seed(1))?;
     let engine = inst.create_engine(CONFIG, None, &credentials)?;
-    let primary = Route { provider: "openai".into(), model: "gpt-4o".into(), credential: "oa-1".into(), position: 0 };
-    let response = HttpResponse {
-        status: 429,
-        headers: vec![Header { name: "content-type".into(), value: "application/json".into() }],
-        body: RATE_429.as_bytes().to_vec(),
-    };
-    let failure = Failure { kind: FailureKind::Http, response: Some(response), transport: None };
+    let (primary, failure) = (primary(), rate_limit_429());
     let on_failure = per_call(21, 100, || {
         clock.advance(HOUR_MS);
         drop(inst.on_failure(&engine, &primary, &failure, None).expect("on-failure"));

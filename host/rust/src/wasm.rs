@@ -13,6 +13,9 @@ use crate::error::Error;
 /// How often the epoch advances: the granularity of the per-call time limit.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 
+/// The variable that turns on a profiler's view of the compiled policy.
+const PROFILE_VAR: &str = "FAILOVER_PROFILE";
+
 static ENGINE: OnceLock<Result<wasmtime::Engine, String>> = OnceLock::new();
 static BASELINE: OnceLock<Result<wasmtime::Engine, String>> = OnceLock::new();
 
@@ -36,7 +39,19 @@ fn new_engine(strategy: wasmtime::Strategy) -> Result<wasmtime::Engine, String> 
     // entries and loop headers (fuel updates one at every block), and what a stuck call breaks
     // is a wall-clock promise, which an epoch measures directly.
     config.epoch_interruption(true);
+    config.profiler(profiler()?);
     wasmtime::Engine::new(&config).map_err(|e| Error::one_line(&e))
+}
+
+/// `FAILOVER_PROFILE=perfmap` has wasmtime write `/tmp/perf-<pid>.map`, so `perf report` names
+/// the policy's own functions instead of showing anonymous JIT addresses.
+fn profiler() -> Result<wasmtime::ProfilingStrategy, String> {
+    let Some(value) = std::env::var_os(PROFILE_VAR) else { return Ok(wasmtime::ProfilingStrategy::None) };
+    match value.to_str() {
+        Some("") => Ok(wasmtime::ProfilingStrategy::None),
+        Some("perfmap") => Ok(wasmtime::ProfilingStrategy::PerfMap),
+        _ => Err(format!("{PROFILE_VAR}={value:?} is not a profiler this host supports (perfmap, or unset for none)")),
+    }
 }
 
 fn start() -> Result<wasmtime::Engine, String> {

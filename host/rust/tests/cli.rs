@@ -168,3 +168,24 @@ fn demo_reproduces_both_incidents_and_an_outage() {
     assert!(out.contains("[circuit-opened] route primary-gateway/big-model circuit opened for 30s"), "{out}");
     assert!(out.contains("[circuit-closed] route primary-gateway/big-model circuit closed"), "{out}");
 }
+
+#[test]
+fn failover_profile_names_the_policy_functions_for_perf_or_is_refused() {
+    let classify = ["classify", "--provider", "deepseek", "--status", "500"];
+    let child = Command::new(env!("CARGO_BIN_EXE_failover"))
+        .args(classify)
+        .env("FAILOVER_PROFILE", "perfmap")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run failover");
+    // wasmtime writes it there whatever TMPDIR says.
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+    let out = child.wait_with_output().expect("exit");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let symbols = std::fs::read_to_string(&map).unwrap_or_else(|e| panic!("{}: {e}", map.display()));
+    let _ = std::fs::remove_file(&map);
+    assert!(symbols.lines().any(|l| l.contains("failover_policy") && l.contains("classify")), "{}", &symbols[..symbols.len().min(400)]);
+
+    let o = Command::new(env!("CARGO_BIN_EXE_failover")).args(classify).env("FAILOVER_PROFILE", "vtune").output().expect("run failover");
+    assert_one_line_error(&o, &["FAILOVER_PROFILE", "vtune", "perfmap"]);
+}

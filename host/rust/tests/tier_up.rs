@@ -121,7 +121,7 @@ fn a_tier_up_overtaken_by_another_swap_leaves_the_newer_policy_running() {
     let newer = running.swap(trap).expect("swap");
     landed.send(()).expect("the tier-up thread waits");
     let outcome = tiered.tier_up.expect("a tier-up under way").wait(PATIENCE).expect("the tier-up finishes");
-    let refused = outcome.err().expect("dropped, not applied");
+    let refused = outcome.expect_err("dropped, not applied");
     assert!(refused.to_string().contains("another policy took over"), "{refused}");
     assert_eq!((running.generation(), running.version().policy), (newer.generation, newer.to.policy));
 }
@@ -137,6 +137,6 @@ fn dropping_the_host_does_not_wait_for_the_tier_up() {
     // drop (under a millisecond), so a loaded machine does not make it fail.
     assert!(began.elapsed() < Duration::from_millis(250), "drop took {:?}", began.elapsed());
     let outcome = tiered.tier_up.expect("a tier-up under way").wait(PATIENCE).expect("the tier-up thread ends");
-    let gone = outcome.err().expect("no host to tier up");
+    let gone = outcome.expect_err("no host to tier up");
     assert!(gone.to_string().contains("dropped before the tier-up"), "{gone}");
 }

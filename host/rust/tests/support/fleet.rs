@@ -13,7 +13,7 @@ pub fn update(w: u64, u: u64) -> String {
     let id = format!("w{w}-k{}", u % 4);
     json!({"schema": 2, "saved_at_ms": u, "credentials": {id: {
         "cooldown_until_ms": 1_000 * (u + 1), "cooldown_reason": "quota-exhausted",
-        "dead": u % 3 == 0, "auth_failures": 0, "fingerprint": format!("fp-{w}")}},
+        "dead": u.is_multiple_of(3), "auth_failures": 0, "fingerprint": format!("fp-{w}")}},
         "budgets": {format!("p{w}"): 1000 * (UPDATES - u)}})
     .to_string()
 }
