@@ -1,5 +1,6 @@
 // Carries one prepared outbound request over fetch. Never throws for the provider's sake: every
 // failure becomes `{status, headers, body}` (at most 64 KiB of it) or `{transport, message}`.
+import { Agent } from 'undici';
 import { MAX_ERROR_BODY } from './bindings.js';
 
 /**
@@ -14,6 +15,10 @@ export async function send(outbound, secret, { signal, fetchImpl = fetch } = {})
   // fetch has no separate connect timeout: the attempt gets connect + read.
   const timeout = AbortSignal.timeout(Number(outbound.connectTimeoutMs + outbound.readTimeoutMs));
   const method = outbound.method.toUpperCase();
+  // The policy asks for a new connection after an auth failure or a reset, so a pooled
+  // connection (perhaps broken, perhaps holding a proxy's view of the old key) is not reused:
+  // a dispatcher of its own, closed once its one exchange is over (closing waits for the body).
+  const fresh = outbound.freshConnection ? new Agent() : undefined;
   let response;
   try {
     response = await fetchImpl(outbound.url, {
@@ -22,10 +27,13 @@ export async function send(outbound, secret, { signal, fetchImpl = fetch } = {})
       body: method === 'GET' || method === 'HEAD' ? undefined : outbound.body,
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       redirect: 'manual',
+      ...(fresh && { dispatcher: fresh }),
     });
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
     return { ok: false, failure: transportFailure(e) };
+  } finally {
+    fresh?.close().catch(() => {});
   }
   if (response.status >= 200 && response.status < 300) return { ok: true, response };
   let body;

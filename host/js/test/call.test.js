@@ -44,6 +44,26 @@ test('401 on a lone key: 2 attempts, auth-permanent, no waiting', async () => {
   }
 });
 
+test('the retry after a 401 goes over a new connection; other attempts use the pool', async () => {
+  let reject401 = 0;
+  const mock = await startMockProvider({ deepseek: () => (reject401-- > 0 ? DEEPSEEK_401 : undefined) });
+  try {
+    const policy = await Policy.load(expiredKeyConfig(mock), { secrets: SECRETS });
+    const fresh = [];
+    const spy = (url, init) => { fresh.push(init.dispatcher !== undefined); return fetch(url, init); };
+    for (let i = 0; i < 4; i += 1) await (await policy.call(REQUEST, { fetch: spy })).response.text();
+    reject401 = 1;
+    const { response, attempts } = await policy.call(REQUEST, { fetch: spy });
+    assert.deepEqual(attempts.map((a) => [a.outcome, a.action?.rule]), [['401', 'auth.fresh-retry'], ['200', undefined]]);
+    assert.equal((await response.json()).choices[0].message.content, 'ok', 'the body outlives the closed dispatcher');
+    assert.deepEqual(fresh, [false, false, false, false, false, true]);
+    const ports = mock.requests.map((r) => r.port);
+    assert.ok(!ports.slice(0, 5).includes(ports[5]), `the retry reused a connection: ports ${ports}`);
+  } finally {
+    await mock.close();
+  }
+});
+
 test('connection refused is classified connection', async () => {
   const port = await new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });

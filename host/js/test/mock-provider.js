@@ -1,5 +1,6 @@
 // A loopback OpenAI-compatible provider for tests and examples: each provider lives under
-// /<name>/v1 and answers by its handler; every request is recorded.
+// /<name>/v1 and answers by its handler; every request is recorded, with the client port of its
+// connection.
 import { createServer } from 'node:http';
 
 export const QUOTA_429 = {
@@ -36,7 +37,7 @@ export async function startMockProvider(handlers = {}) {
       } catch {
         json = null;
       }
-      const record = { provider, path: `/${rest.join('/')}`, authorization: req.headers.authorization, model: json?.model };
+      const record = { provider, path: `/${rest.join('/')}`, authorization: req.headers.authorization, model: json?.model, port: req.socket.remotePort };
       requests.push(record);
       const answer = handlers[provider]?.(record) ?? completion(json?.model);
       res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
