@@ -42,6 +42,19 @@ def test_lone_expired_key_two_attempts_then_auth_permanent(mock) -> None:
     assert len(mock.sent_to("ds")) == 2 and clock.slept_ms == 0
 
 
+def test_the_retry_after_a_401_opens_a_new_connection_other_attempts_reuse_the_pool(mock) -> None:
+    policy = Policy.load(deepseek_config(mock.base_url("ds", "")), secrets=SECRETS, clock=VirtualClock())
+    for _ in range(3):
+        policy.call(REQUEST)
+    rejections = iter([DEEPSEEK_401])
+    mock.answers["ds"] = lambda body: next(rejections, None)
+    result = policy.call(REQUEST)
+    assert [(a.outcome, a.action and a.action.rule) for a in result.attempts] == [("401", "auth.fresh-retry"), ("200", None)]
+    ports = [s.port for s in mock.sent_to("ds")]
+    assert len(set(ports[:4])) == 1, f"pooled attempts share one connection: ports {ports}"
+    assert ports[4] not in ports[:4], f"the retry reused a connection: ports {ports}"
+
+
 def test_connection_refused_is_a_connection_failure() -> None:
     policy = Policy.load(deepseek_config(f"http://127.0.0.1:{closed_port()}"), secrets=SECRETS, clock=VirtualClock())
     with pytest.raises(FailoverError) as err:

@@ -30,15 +30,17 @@ struct Server {
     port: u16,
     /// (provider, authorization header) per request received.
     seen: Arc<Mutex<Vec<(String, String)>>>,
+    /// The client's port per request received: which connection carried it.
+    ports: Arc<Mutex<Vec<u16>>>,
 }
 
 impl Server {
     fn start(replies: BTreeMap<&'static str, Reply>) -> Server {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1"));
         let port = server.server_addr().to_ip().expect("ip address").port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (seen, ports) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
         let thread = {
-            let (server, seen) = (server.clone(), seen.clone());
+            let (server, seen, ports) = (server.clone(), seen.clone(), ports.clone());
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
                     let provider = request.url().split('/').nth(1).unwrap_or("").to_string();
@@ -49,6 +51,7 @@ impl Server {
                         .map(|h| h.value.to_string())
                         .unwrap_or_default();
                     seen.lock().unwrap().push((provider.clone(), auth));
+                    ports.lock().unwrap().push(request.remote_addr().map_or(0, |a| a.port()));
                     let reply = replies.get(provider.as_str()).cloned().unwrap_or(Reply::Status(200, OK));
                     // Answer on another thread so a slow reply never holds up the next request.
                     std::thread::spawn(move || {
@@ -65,11 +68,15 @@ impl Server {
                 }
             })
         };
-        Server { server, thread: Some(thread), port, seen }
+        Server { server, thread: Some(thread), port, seen, ports }
     }
 
     fn seen(&self) -> Vec<(String, String)> {
         self.seen.lock().unwrap().clone()
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        self.ports.lock().unwrap().clone()
     }
 }
 
@@ -164,6 +171,8 @@ fn a_rejected_lone_key_gets_one_fresh_retry_then_gives_up() {
     assert_eq!(out.attempts, ["deepseek 401", "deepseek 401"]);
     assert_eq!(out.final_reason.as_deref(), Some("auth-permanent"));
     assert!(out.message.contains("key-1") && out.message.contains("key appears invalid or expired"), "{}", out.message);
+    let ports = server.ports();
+    assert_ne!(ports[0], ports[1], "the retry after a 401 opens a new connection");
 }
 
 #[test]
@@ -177,6 +186,8 @@ fn server_errors_are_retried_with_backoff_then_fall_back_or_give_up() {
     assert!(!out.ok);
     assert_eq!(out.attempts, ["deepseek 500", "deepseek 500", "deepseek 500"]);
     assert_eq!(out.final_reason.as_deref(), Some("server-error"));
+    let ports = server.ports();
+    assert!(ports[4..].iter().all(|p| *p == ports[4]), "retries after a 500 reuse the pooled connection: ports {ports:?}");
 }
 
 #[test]

@@ -32,6 +32,7 @@ class Seen:
     path: str
     auth: Optional[str]
     body: Any
+    port: int = 0  # the client's port: which connection carried the request
 
 
 class MockProviders:
@@ -44,6 +45,8 @@ class MockProviders:
         mock = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as providers do, so clients pool connections
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
@@ -53,7 +56,7 @@ class MockProviders:
                     body = raw.decode("utf-8", "replace")
                 prefix = self.path.strip("/").split("/")[0]
                 auth = self.headers.get("authorization")
-                mock.seen.append(Seen(prefix, self.path, auth, body))
+                mock.seen.append(Seen(prefix, self.path, auth, body, self.client_address[1]))
                 answer = mock.answers.get(prefix)
                 if callable(answer):
                     answer = answer(body)
