@@ -58,6 +58,10 @@ fn watch_swaps_each_new_policy_and_refuses_one_that_rejects_the_state() {
     publish(&policy, &trap);
     let swapped = next();
     assert!(swapped.starts_with("swapped: ") && swapped.contains("-> broken-"), "{swapped}");
+    assert!(swapped.ends_with("(baseline build, optimising in the background)"), "{swapped}");
+    // The last swap's tier-up belongs to it: watch says how it ended before exiting.
+    let tiered = next();
+    assert!(tiered.starts_with("tiered up: policy broken-") && tiered.contains("optimised build"), "{tiered}");
     assert!(child.wait().expect("exit").success());
     let _ = std::fs::remove_dir_all(&dir);
 }

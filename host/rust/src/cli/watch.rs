@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use failover_host::{sha256_hex, ArtifactCache, Host, HttpTransport, Policy, PolicyHost, Secrets, Tier, TierUp};
+use failover_host::{sha256_hex, ArtifactCache, Error, Host, HttpTransport, Policy, PolicyHost, Secrets, Swapped, Tier, TierUp};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -57,17 +57,7 @@ pub fn run(path: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(args.interval_ms));
         if let Some(outcome) = tiering.as_ref().and_then(|(tier_up, _)| tier_up.try_outcome()) {
             let (_, short) = tiering.take().expect("a tier-up under way");
-            match outcome {
-                Ok(s) => {
-                    say(&format!("tiered up: policy {} (schema {}), sha256 {short}, optimised build, generation {}", s.to.policy, s.to.schema, s.generation));
-                    if let Some(file) = &args.state {
-                        std::fs::write(file, host.snapshot()).with_context(|| format!("cannot write state {}", file.display()))?;
-                    }
-                }
-                // Overtaken by a newer swap: nothing to say.
-                Err(_) if host.tier() == Tier::Optimised => {}
-                Err(e) => say(&format!("tier-up failed: sha256 {short}: {e}; the baseline build keeps serving")),
-            }
+            report_tier_up(outcome, &short, &host, args.state.as_deref())?;
         }
         // A file being replaced may be missing or half-written for a moment: look again later.
         let Ok((new_stamp, bytes)) = read(path) else { continue };
@@ -100,7 +90,37 @@ pub fn run(path: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => say(&format!("refused: sha256 {}: {e}; still running policy {}", &hash[..12], host.version().policy)),
         }
     }
+    // The last swap's tier-up is part of that swap: say how it ended before exiting.
+    if let Some((tier_up, short)) = tiering {
+        match tier_up.wait(TIER_UP_PATIENCE) {
+            Some(outcome) => report_tier_up(outcome, &short, &host, args.state.as_deref())?,
+            None => say(&format!(
+                "tier-up of sha256 {short} still under way after {} s; exiting with the baseline build",
+                TIER_UP_PATIENCE.as_secs()
+            )),
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `--swaps N` waits for the last swap's tier-up before exiting: far over an optimising
+/// compile of a policy (under a second), so only a stuck compile hits it.
+const TIER_UP_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Prints how a tier-up ended, and writes the state file after one that swapped.
+fn report_tier_up(outcome: Result<Swapped, Error>, short: &str, host: &PolicyHost, state: Option<&Path>) -> anyhow::Result<()> {
+    match outcome {
+        Ok(s) => {
+            say(&format!("tiered up: policy {} (schema {}), sha256 {short}, optimised build, generation {}", s.to.policy, s.to.schema, s.generation));
+            if let Some(file) = state {
+                std::fs::write(file, host.snapshot()).with_context(|| format!("cannot write state {}", file.display()))?;
+            }
+        }
+        // Overtaken by a newer swap: nothing to say.
+        Err(_) if host.tier() == Tier::Optimised => {}
+        Err(e) => say(&format!("tier-up failed: sha256 {short}: {e}; the baseline build keeps serving")),
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> anyhow::Result<(Stamp, Vec<u8>)> {
