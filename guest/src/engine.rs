@@ -612,7 +612,8 @@ impl Engine {
             outbound.fresh_connection = fresh;
             let at_ms = env.now_ms();
             let failure = match env.send(&outbound) {
-                Ok(resp) if (200..300).contains(&resp.status) => {
+                // An error event inside a 200 stream is the failure it stands for, not an answer.
+                Ok(resp) if (200..300).contains(&resp.status) && !classify::error_in_success(&resp) => {
                     self.on_success(&route, env);
                     attempts.push(Attempt { route: route.clone(), at_ms, outcome: Decimal::of(resp.status.into()).as_ref().to_string(), classified: None, action: None });
                     return Ok(CallSuccess { response: resp, route, attempts });

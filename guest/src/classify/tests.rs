@@ -178,3 +178,23 @@ fn hostile_bodies() {
     let truncated = classify(Family::Generic, &http(429, &[], br#"{"error":{"message":"Rate limit reached, please try again in 3s","type":"#));
     assert_eq!((truncated.reason, truncated.retry_after_ms), (Reason::RateLimit, Some(3000)));
 }
+
+#[test]
+fn an_error_inside_a_2xx_is_told_from_an_answer() {
+    let stream_error = "event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    let cases: &[(&str, u16, &str, bool)] = &[
+        ("anthropic stream error event", 200, stream_error, true),
+        ("openai stream error chunk", 200, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"error\":{\"message\":\"The server had an error while processing your request.\",\"type\":\"server_error\"}}\n\n", true),
+        ("error document as a 200 body", 200, r#"{"error":{"message":"Upstream error","code":502}}"#, true),
+        ("a stream that talks about errors", 200, "data: {\"choices\":[{\"delta\":{\"content\":\"an error occurred in your code\"}}]}\n\ndata: [DONE]\n\n", false),
+        ("an answer with an error field of null", 200, r#"{"id":"x","object":"chat.completion","error":null,"choices":[{"message":{"content":"ok"}}]}"#, false),
+        ("an answer", 200, r#"{"id":"x","object":"chat.completion","choices":[{"message":{"content":"ok"}}]}"#, false),
+        ("content filtered: an answer, not an error", 200, r#"{"id":"x","object":"chat.completion","choices":[{"finish_reason":"content_filter","message":{"content":null}}]}"#, false),
+        ("an html page mentioning errors", 200, "<html><body>error</body></html>", false),
+        ("a 429 is no 2xx", 429, r#"{"error":{"message":"slow down"}}"#, false),
+    ];
+    for (name, status, body, want) in cases {
+        let response = HttpResponse { status: *status, headers: Vec::new(), body: body.as_bytes().to_vec() };
+        assert_eq!(super::error_in_success(&response), *want, "{name}");
+    }
+}
