@@ -52,6 +52,10 @@ impl wp::Guest for Component {
         }
     }
 
+    fn succeeded(response: w::HttpResponse) -> bool {
+        crate::classify::succeeded(&response_in(response))
+    }
+
     fn merge(a: String, b: String) -> Result<String, wp::StateError> {
         let parse = |json: &str, which: &str| {
             crate::snapshot::Snapshot::parse(json)

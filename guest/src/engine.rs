@@ -613,7 +613,7 @@ impl Engine {
             let at_ms = env.now_ms();
             let failure = match env.send(&outbound) {
                 // An error event inside a 200 stream is the failure it stands for, not an answer.
-                Ok(resp) if (200..300).contains(&resp.status) && !classify::error_in_success(&resp) => {
+                Ok(resp) if classify::succeeded(&resp) => {
                     self.on_success(&route, env);
                     attempts.push(Attempt { route: route.clone(), at_ms, outcome: Decimal::of(resp.status.into()).as_ref().to_string(), classified: None, action: None });
                     return Ok(CallSuccess { response: resp, route, attempts });

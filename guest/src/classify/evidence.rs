@@ -97,15 +97,14 @@ impl<'a> Evidence<'a> {
     }
 }
 
-/// Whether a 2xx `response` carries an error after all: an error event in an event stream, or
-/// an error document as the body (what `Evidence::in_band` says). Every such document holds the
-/// bytes `error` (the `error` key, `event: error`, `"type": "error"`), so a plain answer costs one
-/// search for them and is never parsed.
-pub fn error_in_success(response: &HttpResponse) -> bool {
+/// Whether `response` is an answer: a 2xx that carries no error in its body, neither an error
+/// event in an event stream nor an error document (what `Evidence::in_band` finds). Every such
+/// document holds the bytes `error` (the `error` key, `event: error`, `"type": "error"`), so a
+/// plain answer costs one search for them and is never parsed.
+pub fn succeeded(response: &HttpResponse) -> bool {
     let prefix = &response.body[..response.body.len().min(BODY_PREFIX)];
     (200..300).contains(&response.status)
-        && memchr::memmem::find(prefix, b"error").is_some()
-        && Evidence::read(response).in_band
+        && (memchr::memmem::find(prefix, b"error").is_none() || !Evidence::read(response).in_band)
 }
 
 /// Whitespace collapsed, cut to `MESSAGE_MAX` characters on a character boundary.

@@ -3,7 +3,7 @@
 //! Interface used by the rest of the policy (keep stable):
 //! - `Family` (parse/infer/names/default_auth) picks the provider-specific rules.
 //! - `classify(family, &Failure) -> Classified`, pure and bounded in time for any input.
-//! - `error_in_success(&HttpResponse)`: a 2xx whose body is an error (a stream's error event).
+//! - `succeeded(&HttpResponse)`: a 2xx whose body is not an error (a stream's error event).
 //!
 //! Where to look: `generic.rs` (what a bare status means), `families/<family>.rs` (what a
 //! provider means by its statuses and codes), `signals.rs` (codes and phrases shared by all
@@ -24,7 +24,7 @@ mod corpus_tests;
 #[cfg(test)]
 mod tests;
 
-pub use evidence::error_in_success;
+pub use evidence::succeeded;
 pub use family::Family;
 
 use crate::types::{Classified, Failure, Reason, TransportFailure, TransportKind};

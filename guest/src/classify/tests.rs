@@ -182,19 +182,22 @@ fn hostile_bodies() {
 #[test]
 fn an_error_inside_a_2xx_is_told_from_an_answer() {
     let stream_error = "event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    // (name, status, body, an answer)
     let cases: &[(&str, u16, &str, bool)] = &[
-        ("anthropic stream error event", 200, stream_error, true),
-        ("openai stream error chunk", 200, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"error\":{\"message\":\"The server had an error while processing your request.\",\"type\":\"server_error\"}}\n\n", true),
-        ("error document as a 200 body", 200, r#"{"error":{"message":"Upstream error","code":502}}"#, true),
-        ("a stream that talks about errors", 200, "data: {\"choices\":[{\"delta\":{\"content\":\"an error occurred in your code\"}}]}\n\ndata: [DONE]\n\n", false),
-        ("an answer with an error field of null", 200, r#"{"id":"x","object":"chat.completion","error":null,"choices":[{"message":{"content":"ok"}}]}"#, false),
-        ("an answer", 200, r#"{"id":"x","object":"chat.completion","choices":[{"message":{"content":"ok"}}]}"#, false),
-        ("content filtered: an answer, not an error", 200, r#"{"id":"x","object":"chat.completion","choices":[{"finish_reason":"content_filter","message":{"content":null}}]}"#, false),
-        ("an html page mentioning errors", 200, "<html><body>error</body></html>", false),
-        ("a 429 is no 2xx", 429, r#"{"error":{"message":"slow down"}}"#, false),
+        ("anthropic stream error event", 200, stream_error, false),
+        ("openai stream error chunk", 200, "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"error\":{\"message\":\"The server had an error while processing your request.\",\"type\":\"server_error\"}}\n\n", false),
+        ("error document as a 200 body", 200, r#"{"error":{"message":"Upstream error","code":502}}"#, false),
+        ("a stream that talks about errors", 200, "data: {\"choices\":[{\"delta\":{\"content\":\"an error occurred in your code\"}}]}\n\ndata: [DONE]\n\n", true),
+        ("an answer with an error field of null", 200, r#"{"id":"x","object":"chat.completion","error":null,"choices":[{"message":{"content":"ok"}}]}"#, true),
+        ("an answer", 200, r#"{"id":"x","object":"chat.completion","choices":[{"message":{"content":"ok"}}]}"#, true),
+        ("content filtered: an answer, not an error", 200, r#"{"id":"x","object":"chat.completion","choices":[{"finish_reason":"content_filter","message":{"content":null}}]}"#, true),
+        ("an html page mentioning errors", 200, "<html><body>error</body></html>", true),
+        ("a 204 with no body", 204, "", true),
+        ("a 429 is no answer", 429, r#"{"error":{"message":"slow down"}}"#, false),
+        ("a 302 is no answer", 302, "", false),
     ];
-    for (name, status, body, want) in cases {
+    for (name, status, body, answer) in cases {
         let response = HttpResponse { status: *status, headers: Vec::new(), body: body.as_bytes().to_vec() };
-        assert_eq!(super::error_in_success(&response), *want, "{name}");
+        assert_eq!(super::succeeded(&response), *answer, "{name}");
     }
 }

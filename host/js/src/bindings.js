@@ -266,6 +266,11 @@ class Guest {
     return this.api.classify(str(provider, 'provider'), failure);
   }
 
+  /** `response` already encoded (`encodeResponse`). */
+  succeeded(response) {
+    return this.api.succeeded(response);
+  }
+
   version() {
     return this.api.version();
   }

@@ -5,10 +5,13 @@ import { MAX_ERROR_BODY } from './bindings.js';
 
 /**
  * Sends `outbound` (as `prepare` returned it) with `secret` attached. Resolves to
- * `{ok: true, response}` for a 2xx (body untouched, so streams stream) or `{ok: false, failure}`.
- * Rejects only when the caller's `signal` aborts.
+ * `{ok: true, response}` for an answer or `{ok: false, failure}`. An event stream's body is
+ * handed on untouched, so streams stream; any other 2xx body is read here and, when
+ * `succeeded({status, headers, body})` (the guest's verdict) calls it no answer (an error document
+ * inside a 200), it is a failure; else the caller gets it back whole in a new Response. Rejects
+ * only when the caller's `signal` aborts.
  */
-export async function send(outbound, secret, { signal, fetchImpl = fetch } = {}) {
+export async function send(outbound, secret, { signal, fetchImpl = fetch, succeeded } = {}) {
   const headers = new Headers();
   for (const { name, value } of outbound.headers) headers.append(name, value);
   if (secret !== undefined) headers.set(outbound.secretHeader, outbound.secretPrefix + secret);
@@ -35,7 +38,10 @@ export async function send(outbound, secret, { signal, fetchImpl = fetch } = {})
   } finally {
     fresh?.close().catch(() => {});
   }
-  if (response.status >= 200 && response.status < 300) return { ok: true, response };
+  if (response.status >= 200 && response.status < 300) {
+    if (!succeeded || NO_BODY.has(response.status) || isEventStream(response.headers)) return { ok: true, response };
+    return judged(response, succeeded, signal);
+  }
   let body;
   try {
     body = await readPrefix(response, MAX_ERROR_BODY);
@@ -45,6 +51,33 @@ export async function send(outbound, secret, { signal, fetchImpl = fetch } = {})
   }
   return { ok: false, failure: { status: response.status, headers: [...response.headers], body }, response };
 }
+
+/** Statuses whose Response may carry no body. */
+const NO_BODY = new Set([204, 205]);
+
+function isEventStream(headers) {
+  return (headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
+}
+
+/** A 2xx body read whole and judged by the guest: an answer (a Response again) or a failure. */
+async function judged(response, succeeded, signal) {
+  let body;
+  try {
+    body = new Uint8Array(await response.arrayBuffer());
+  } catch (e) {
+    if (signal?.aborted) throw signal.reason;
+    return { ok: false, failure: transportFailure(e) };
+  }
+  const headers = [...response.headers];
+  if (!succeeded({ status: response.status, headers, body })) {
+    return { ok: false, failure: { status: response.status, headers, body: body.subarray(0, MAX_ERROR_BODY) }, response };
+  }
+  // fetch has decoded the body: its encoding and length headers no longer describe it.
+  const kept = new Headers(headers.filter(([name]) => !DECODED.has(name.toLowerCase())));
+  return { ok: true, response: new Response(body, { status: response.status, statusText: response.statusText, headers: kept }) };
+}
+
+const DECODED = new Set(['content-encoding', 'content-length', 'transfer-encoding']);
 
 /** At most `limit` bytes of a body; the rest is cancelled, not downloaded. */
 async function readPrefix(response, limit) {

@@ -135,6 +135,8 @@ export class Policy {
   onSuccess(route: Route): void;
   prepare(route: Route, request: Request): Outbound;
   classify(provider: string, failure: Failure): Classified;
+  /** Whether a response is an answer: a 2xx whose body is no error (a stream's error event, an error document). */
+  succeeded(response: { status: number; headers?: HeadersLike; body?: Uint8Array | ArrayBuffer | string }): boolean;
   snapshot(): string;
   check(): { ok: boolean; findings: string[] };
   version(): { policy: string; schema: number };

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import {
   compile, instantiate, tagged, encodeRoute, encodeFailure, encodeProgress, encodeRequest, encodeCredentials,
+  encodeResponse, MAX_ERROR_BODY,
 } from './bindings.js';
 import { hostImports } from './host.js';
 import { SystemClock } from './clock.js';
@@ -239,6 +240,19 @@ export class Policy {
     return r.ok;
   }
 
+  /**
+   * Whether a response `{status, headers, body}` is an answer: a 2xx whose body is no error (an
+   * error event in an event stream, an error document). A loop calling `onSuccess`/`onFailure`
+   * itself asks this instead of checking the status. Only the body's first 64 KiB are read; while
+   * the policy is failed, a 2xx status is an answer.
+   */
+  succeeded(response) {
+    if (!response || typeof response !== 'object') throw new TypeError('response must be {status, headers, body}');
+    const r = encodeResponse(response.status, response.headers, response.body);
+    r.body = r.body.subarray(0, MAX_ERROR_BODY);
+    return this.#run(READS, (e, guest) => guest.succeeded(r), () => r.status >= 200 && r.status < 300);
+  }
+
   /** What a failure from `provider` means; stateless. */
   classify(provider, failure) {
     if (typeof provider !== 'string') throw new TypeError('provider must be a string');
@@ -277,10 +291,11 @@ export class Policy {
 
   /**
    * Carries `request` ({path, method, headers, body}) through the policy over fetch. Resolves to
-   * `{response, route, attempts}` (a fetch Response, body unread); rejects with a PolicyError
-   * carrying the guest's final message. The call starts as `startCall` says: at once, after a
-   * wait for the earliest route within the wait budget, or not at all. A 2xx is success; any
-   * other status is a failure for the guest to classify.
+   * `{response, route, attempts}` (a fetch Response: an event stream unread, any other answer
+   * read and handed back whole); rejects with a PolicyError carrying the guest's final message.
+   * The call starts as `startCall` says: at once, after a wait for the earliest route within the
+   * wait budget, or not at all. What `succeeded` calls an answer is success (an event stream's
+   * 2xx is, unread); anything else is a failure for the guest to classify.
    */
   async call(request, { signal, fetch: fetchImpl } = {}) {
     const req = encodeRequest(request);
@@ -294,7 +309,7 @@ export class Policy {
       const outbound = this.prepare(route, req);
       outbound.freshConnection = fresh;
       const atMs = BigInt(Math.floor(this.#clock.now()));
-      const sent = await send(outbound, this.#secrets.get(route.credential), { signal, fetchImpl });
+      const sent = await send(outbound, this.#secrets.get(route.credential), { signal, fetchImpl, succeeded: (r) => this.succeeded(r) });
       if (sent.ok) {
         this.onSuccess(route);
         attempts.push({ route, atMs, outcome: String(sent.response.status), classified: undefined, action: undefined });

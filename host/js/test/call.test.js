@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { Policy, PolicyError } from '../src/index.js';
+import { Policy, PolicyError, VirtualClock } from '../src/index.js';
 import { startMockProvider, QUOTA_429, DEEPSEEK_401 } from './mock-provider.js';
 import { initCooldownConfig, expiredKeyConfig, SECRETS } from './configs.js';
 
@@ -59,6 +59,47 @@ test('the retry after a 401 goes over a new connection; other attempts use the p
     assert.deepEqual(fresh, [false, false, false, false, false, true]);
     const ports = mock.requests.map((r) => r.port);
     assert.ok(!ports.slice(0, 5).includes(ports[5]), `the retry reused a connection: ports ${ports}`);
+  } finally {
+    await mock.close();
+  }
+});
+
+test('an error document inside a 200 is no answer: retried, then the fallback answers', async () => {
+  const overloaded = { status: 200, body: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } };
+  const mock = await startMockProvider({ 'alibaba-coding-plan': () => overloaded });
+  try {
+    const policy = await Policy.load(initCooldownConfig(mock), { secrets: SECRETS, clock: new VirtualClock() });
+    const { response, route, attempts } = await policy.call(REQUEST);
+    assert.equal(route.provider, 'tencent-token-plan');
+    assert.deepEqual(attempts.map((a) => [a.route.provider, a.outcome, a.classified?.reason, a.action?.kind]), [
+      ['alibaba-coding-plan', '200', 'overloaded', 'retry'],
+      ['alibaba-coding-plan', '200', 'overloaded', 'retry'],
+      ['alibaba-coding-plan', '200', 'overloaded', 'fall-back'],
+      ['tencent-token-plan', '200', undefined, undefined],
+    ]);
+    assert.equal(response.headers.get('content-length'), null, 'the answer was read whole and handed back');
+    assert.equal((await response.json()).model, 'kimi2.5');
+  } finally {
+    await mock.close();
+  }
+});
+
+test('succeeded is the guest verdict; an event stream is handed on unread', async () => {
+  const stream = 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n';
+  const mock = await startMockProvider({ 'alibaba-coding-plan': () => ({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: stream }) });
+  try {
+    const policy = await Policy.load(initCooldownConfig(mock), { secrets: SECRETS });
+    const cases = [
+      [{ status: 200, headers: { 'content-type': 'text/event-stream' }, body: stream }, false],
+      [{ status: 200, body: '{"choices":[{"message":{"content":"an error, explained"}}]}' }, true],
+      [{ status: 204 }, true],
+      [{ status: 503, body: 'busy' }, false],
+    ];
+    for (const [response, answer] of cases) assert.equal(policy.succeeded(response), answer, JSON.stringify(response));
+    // A stream cannot be judged without being consumed: its caller sees the error event.
+    const { response, attempts } = await policy.call(REQUEST);
+    assert.equal(attempts.length, 1);
+    assert.equal(await response.text(), stream);
   } finally {
     await mock.close();
   }

@@ -40,6 +40,17 @@ def test_sync_quota_incident(mock) -> None:
     assert len(mock.sent_to("ali")) == 1 and len(mock.sent_to("ten")) == 2
 
 
+@pytest.mark.parametrize("client", [sync_client, async_client], ids=["sync", "async"])
+def test_an_error_inside_a_200_is_no_answer(mock, client) -> None:
+    # A 200 whose body is an error document (some gateways answer upstream failures this way).
+    mock.answers["ali"] = (200, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    policy = Policy.load(fallback_config(mock), secrets=SECRETS, clock=VirtualClock())
+    create = client(policy).chat.completions.create(model="anything", messages=MESSAGES)
+    reply = asyncio.run(create) if asyncio.iscoroutine(create) else create
+    assert reply.choices[0].message.content == "hello from ten"
+    assert len(mock.sent_to("ali")) == 3, "overloaded: retried on the same key, then the fallback"
+
+
 def test_sync_expired_key_incident(mock) -> None:
     mock.answers["ds"] = DEEPSEEK_401
     clock = VirtualClock()

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::host::StoreData;
 use crate::limits::Limits;
 use crate::types::{
-    Action, CallProgress, Classified, CredentialInfo, Failure, FinalError, NoRoute, Outbound, Request, Route, Start,
+    Action, CallProgress, Classified, CredentialInfo, Failure, FinalError, HttpResponse, NoRoute, Outbound, Request, Route, Start,
 };
 
 pub struct Instance {
@@ -69,6 +69,14 @@ impl Instance {
         self.arm();
         let policy = self.bindings.failover_policy_policy();
         policy.call_classify(&mut self.store, provider, failure).map_err(|e| self.fault(e))
+    }
+
+    /// Whether `response` is an answer (a 2xx whose body is no error event or error document);
+    /// stateless. A host that drives `on_success`/`on_failure` itself asks this, not the status.
+    pub fn succeeded(&mut self, response: &HttpResponse) -> Result<bool, Error> {
+        self.arm();
+        let policy = self.bindings.failover_policy_policy();
+        policy.call_succeeded(&mut self.store, response).map_err(|e| self.fault(e))
     }
 
     /// A new engine from a config JSON and optionally a snapshot; `credentials` are the ids the

@@ -21,7 +21,7 @@ use crate::host::Host;
 use crate::instance::{Engine, Instance};
 use crate::policy::{Policy, Tier};
 use crate::types::{
-    Action, CallProgress, CredentialInfo, Event, EventKind, Failure, FinalError, NoRoute, Outbound, PrepareError,
+    Action, CallProgress, CredentialInfo, Event, EventKind, Failure, FinalError, HttpResponse, NoRoute, Outbound, PrepareError,
     Request, Route, Start, VersionInfo,
 };
 
@@ -212,6 +212,12 @@ impl PolicyHost {
             |i, e| i.on_failure(e, route, failure, progress),
             |mode, why| fault::action(mode, route, failure, progress, why),
         )
+    }
+
+    /// Whether `response` is an answer (see `Instance::succeeded`). While the policy is faulted,
+    /// a 2xx status is.
+    pub fn succeeded(&self, response: &HttpResponse) -> Result<Answer<bool>, Error> {
+        self.shared.decide(Mutates::No, |i, _| i.succeeded(response), |_, _| (200..300).contains(&response.status))
     }
 
     pub fn on_success(&self, route: &Route) -> Result<Answer<()>, Error> {

@@ -78,3 +78,18 @@ fn an_engine_used_with_another_instance_is_an_error_not_a_panic() {
     let _ = b.create_engine(CONFIG, None, &credentials()).expect("config");
     assert!(matches!(b.select(&engine), Err(Error::Guest(_))));
 }
+
+#[test]
+fn a_host_driving_its_own_loop_asks_the_policy_what_counts_as_an_answer() {
+    const OVERLOADED_EVENT: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    const ANSWER: &str = r#"{"id":"x","object":"chat.completion","choices":[{"message":{"content":"no error here"}}]}"#;
+    let mut inst = Policy::load_default().expect("policy").instantiate(Host::new(NoNetwork)).expect("instantiate");
+    let running = failover_host::PolicyHost::start(Policy::load_default().expect("policy"), CONFIG, None, credentials(), || Host::new(NoNetwork))
+        .expect("start");
+    let cases = [(200, OVERLOADED_EVENT, false), (200, ANSWER, true), (201, "", true), (429, QUOTA, false)];
+    for (status, body, answer) in cases {
+        let response = HttpResponse { status, headers: Vec::new(), body: body.into() };
+        assert_eq!(inst.succeeded(&response).expect("no trap"), answer, "Instance: {status} {body}");
+        assert_eq!(running.succeeded(&response).expect("no trap").value, answer, "PolicyHost: {status} {body}");
+    }
+}

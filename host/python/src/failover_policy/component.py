@@ -165,7 +165,7 @@ class Instance:
         iface = self._instance.get_export_index(self._store, POLICY_EXPORT)
         if iface is None:
             raise Trapped("instantiate", f"the component does not export {POLICY_EXPORT}")
-        names = ["classify", "merge", "version", "[static]engine.create", "[method]engine.select",
+        names = ["classify", "succeeded", "merge", "version", "[static]engine.create", "[method]engine.select",
                  "[method]engine.start-call", "[method]engine.on-failure", "[method]engine.on-success", "[method]engine.prepare",
                  "[method]engine.call", "[method]engine.set-credentials", "[method]engine.snapshot",
                  "[method]engine.check"]
@@ -214,6 +214,9 @@ class Instance:
 
     def classify(self, provider: str, failure: HttpResponse | TransportFailure) -> Classified:
         return t.dec_classified(self._call("classify", t.check_str("provider", provider), t.enc_failure(failure)))
+
+    def succeeded(self, response: HttpResponse) -> bool:
+        return bool(self._call("succeeded", t.enc_http_response(response)))
 
     def merge(self, a: str, b: str) -> tuple[bool, str]:
         ok, payload = t.split_result(self._call("merge", self._sized("state", a), self._sized("state", b)), str)

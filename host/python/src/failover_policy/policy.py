@@ -293,6 +293,16 @@ class Policy:
             return result
         raise FailoverError(result.error, result.attempts)
 
+    def succeeded(self, status: int, headers: Mapping[str, str] | Headers | None = None,
+                  body: bytes | str | Any = b"") -> bool:
+        """Whether a response is an answer: a 2xx whose body is no error (an error event in an
+        event stream, an error document). A loop that calls `on_success`/`on_failure` itself asks
+        this instead of checking the status. Only the body's first 64 KiB are read (and passed);
+        while the policy is failed, a 2xx status is an answer."""
+        response = HttpResponse(status, _headers(headers), _body(body))
+        return self._guest(lambda i, e: i.succeeded(response), mutates=False,
+                           fallback=lambda m, why: 200 <= status < 300)
+
     def classify(self, provider: str, status: int = 0, headers: Mapping[str, str] | Headers | None = None,
                  body: bytes | str | Any = b"", transport: TransportKind | str | None = None,
                  message: str = "") -> Classified:

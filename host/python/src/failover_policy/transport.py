@@ -45,8 +45,9 @@ def policy_request(request: httpx.Request, mount: str) -> Request:
 def decisions(policy: Policy, req: Request) -> Generator[Step, Outcome, HttpResponse]:
     """The decision loop, free of I/O: yields what to do, returns the answer or raises.
 
-    Every choice is the guest's; this only feeds each outcome back and follows the action. A 2xx
-    is success; anything else is a failure for the guest to classify (wit/policy.wit, `send`).
+    Every choice is the guest's; this only feeds each outcome back and follows the action. What
+    the guest's `succeeded` calls an answer (a 2xx with no error inside) is success; anything else
+    is a failure for the guest to classify (wit/policy.wit, `send`).
     """
     start = policy.start_call()
     if start.delay_ms:
@@ -57,7 +58,7 @@ def decisions(policy: Policy, req: Request) -> Generator[Step, Outcome, HttpResp
         at = policy.now_ms()
         result = yield policy.prepare(route, req)
         assert result is not None
-        if isinstance(result, HttpResponse) and 200 <= result.status < 300:
+        if isinstance(result, HttpResponse) and policy.succeeded(result.status, result.headers, result.body):
             policy.on_success(route)
             return result
         if isinstance(result, HttpResponse):

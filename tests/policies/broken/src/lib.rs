@@ -53,6 +53,10 @@ impl wp::Guest for Component {
         classified()
     }
 
+    fn succeeded(response: w::HttpResponse) -> bool {
+        (200..300).contains(&response.status)
+    }
+
     fn merge(a: String, _: String) -> Result<String, wp::StateError> {
         Ok(a)
     }
