@@ -3,6 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { encodeResponse, MAX_ERROR_BODY } from './bindings.js';
 
+/** An answer larger than this is refused rather than copied into the guest (as in the Rust host). */
+export const SUCCESS_BODY_LIMIT = 16 * 1024 * 1024;
+
 /**
  * `send` is an optional synchronous `(outbound, secret) => {status, headers, body} |
  * {transport, message}` for the guest-driven `callSync`; without it the import reports that
@@ -16,7 +19,12 @@ export function hostImports({ clock, events, secrets, send, seed }) {
         const r = send(outbound, secrets().get(outbound.route.credential));
         if (r?.transport !== undefined) return err(String(r.transport), String(r.message ?? r.transport));
         const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
-        return { tag: 'ok', val: encodeResponse(r.status, r.headers, body?.subarray?.(0, MAX_ERROR_BODY) ?? body) };
+        // An answer goes back to the caller whole; of a failure the guest reads only a prefix.
+        const answer = r.status >= 200 && r.status < 300;
+        if (answer && body?.length > SUCCESS_BODY_LIMIT) {
+          return err('other', `the answer is ${body.length} bytes, over the ${SUCCESS_BODY_LIMIT}-byte limit`);
+        }
+        return { tag: 'ok', val: encodeResponse(r.status, r.headers, answer ? body : body?.subarray?.(0, MAX_ERROR_BODY) ?? body) };
       } catch (e) {
         return err('other', `host send failed: ${e?.message ?? e}`);
       }

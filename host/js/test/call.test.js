@@ -105,6 +105,22 @@ test('succeeded is the guest verdict; an event stream is handed on unread', asyn
   }
 });
 
+test('callSync hands an answer back whole, and refuses one over 16 MiB', async () => {
+  const cases = [[100 * 1024, true], [16 * 1024 * 1024 + 1, false]];
+  for (const [size, whole] of cases) {
+    const send = () => ({ status: 200, headers: { 'content-type': 'application/octet-stream' }, body: Buffer.alloc(size, 0x61) });
+    const policy = await Policy.load(expiredKeyConfig({ baseUrl: () => 'https://deepseek.example/v1' }),
+      { secrets: SECRETS, send, clock: new VirtualClock() });
+    if (whole) {
+      assert.equal(policy.callSync(REQUEST).response.body.length, size);
+    } else {
+      const error = (() => { try { return policy.callSync(REQUEST); } catch (e) { return e; } })();
+      assert.ok(error instanceof PolicyError, String(error));
+      assert.match(error.attempts[0].classified.message, /over the 16777216-byte limit/);
+    }
+  }
+});
+
 test('connection refused is classified connection', async () => {
   const port = await new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
