@@ -141,8 +141,14 @@ export function instantiate(entry, host) {
   instances += 1;
   const api = exports[EXPORT] ?? exports.policy;
   if (!api?.Engine) throw new Error(`not a policy component: no ${EXPORT} engine`);
+  // jco would only fail at the first call of a missing function, which would count as a fault.
+  const missing = FUNCTIONS.filter((name) => typeof api[name] !== 'function');
+  if (missing.length > 0) throw new Error(`not a policy component: it does not export ${missing.join(', ')} from ${EXPORT}`);
   return new Guest(api, entry.hash);
 }
+
+/** The interface's stateless functions, every one of which a policy must export. */
+const FUNCTIONS = ['classify', 'succeeded', 'merge', 'version'];
 
 // ---- validation of outside values before they reach the guest (jco coerces silently) ----
 

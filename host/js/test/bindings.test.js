@@ -53,3 +53,22 @@ test('the rewrites touch only the debug log and the JSPI probe, and keep their b
   const unknown = 'const _debugLog = () => { maybe(); };\nWebAssembly.instantiate(x);';
   assert.deepEqual(fasterBindings(unknown), { source: unknown, rewrites: [] });
 });
+
+test('a component missing a function of the interface is refused at instantiation, naming it', async () => {
+  const entry = await compile(new Uint8Array(WASM));
+  // What a policy built before `succeeded` existed looks like to the host.
+  const stale = {
+    ...entry,
+    instantiate: (getCoreModule, imports) => {
+      const exports = entry.instantiate(getCoreModule, imports);
+      return Object.fromEntries(Object.entries(exports).map(([name, api]) => {
+        const older = { ...api };
+        delete older.succeeded;
+        return [name, older];
+      }));
+    },
+  };
+  const host = hostImports({ clock: () => new VirtualClock(0), events: new Events(), secrets: () => new Map(), seed: 1 });
+  assert.throws(() => instantiate(stale, host), /not a policy component: it does not export succeeded from failover:policy\/policy@0\.1\.0/);
+  assert.doesNotThrow(() => instantiate(entry, host));
+});
