@@ -6,10 +6,10 @@ import { MAX_ERROR_BODY } from './bindings.js';
 /**
  * Sends `outbound` (as `prepare` returned it) with `secret` attached. Resolves to
  * `{ok: true, response}` for an answer or `{ok: false, failure}`. An event stream's body is
- * handed on untouched, so streams stream; any other 2xx body is read here and, when
- * `succeeded({status, headers, body})` (the guest's verdict) calls it no answer (an error document
- * inside a 200), it is a failure; else the caller gets it back whole in a new Response. Rejects
- * only when the caller's `signal` aborts.
+ * handed on untouched, so streams stream; of any other 2xx the first 64 KiB are read here and,
+ * when `succeeded({status, headers, body})` (the guest's verdict) calls it no answer (an error
+ * document inside a 200), it is a failure; else the caller gets a Response that replays those
+ * bytes and streams the rest. Rejects only when the caller's `signal` aborts.
  */
 export async function send(outbound, secret, { signal, fetchImpl = fetch, succeeded } = {}) {
   const headers = new Headers();
@@ -59,19 +59,46 @@ function isEventStream(headers) {
   return (headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
 }
 
-/** A 2xx body read whole and judged by the guest: an answer (a Response again) or a failure. */
+/**
+ * A 2xx judged by the guest from the first 64 KiB of its body (all it reads): a failure, or the
+ * answer as a new Response whose body replays that prefix and goes on with the rest, unbuffered.
+ */
 async function judged(response, succeeded, signal) {
-  let body;
+  const reader = response.body?.getReader();
+  const chunks = [];
+  let [size, done] = [0, !reader];
   try {
-    body = new Uint8Array(await response.arrayBuffer());
+    while (!done && size < MAX_ERROR_BODY) {
+      const chunk = await reader.read();
+      if (chunk.done) done = true;
+      else {
+        chunks.push(chunk.value);
+        size += chunk.value.length;
+      }
+    }
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
     return { ok: false, failure: transportFailure(e) };
   }
+  const prefix = Buffer.concat(chunks);
   const headers = [...response.headers];
-  if (!succeeded({ status: response.status, headers, body })) {
-    return { ok: false, failure: { status: response.status, headers, body: body.subarray(0, MAX_ERROR_BODY) }, response };
+  if (!succeeded({ status: response.status, headers, body: prefix })) {
+    reader?.cancel().catch(() => {});
+    return { ok: false, failure: { status: response.status, headers, body: prefix.subarray(0, MAX_ERROR_BODY) }, response };
   }
+  const body = done ? prefix : new ReadableStream({
+    start(controller) {
+      controller.enqueue(prefix);
+    },
+    async pull(controller) {
+      const chunk = await reader.read();
+      if (chunk.done) controller.close();
+      else controller.enqueue(chunk.value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
   // fetch has decoded the body: its encoding and length headers no longer describe it.
   const kept = new Headers(headers.filter(([name]) => !DECODED.has(name.toLowerCase())));
   return { ok: true, response: new Response(body, { status: response.status, statusText: response.statusText, headers: kept }) };

@@ -292,7 +292,8 @@ export class Policy {
   /**
    * Carries `request` ({path, method, headers, body}) through the policy over fetch. Resolves to
    * `{response, route, attempts}` (a fetch Response: an event stream unread, any other answer
-   * read and handed back whole); rejects with a PolicyError carrying the guest's final message.
+   * replaying the 64 KiB the guest judged, then streaming the rest); rejects with a PolicyError
+   * carrying the guest's final message.
    * The call starts as `startCall` says: at once, after a wait for the earliest route within the
    * wait budget, or not at all. What `succeeded` calls an answer is success (an event stream's
    * 2xx is, unread); anything else is a failure for the guest to classify.

@@ -77,8 +77,21 @@ test('an error document inside a 200 is no answer: retried, then the fallback an
       ['alibaba-coding-plan', '200', 'overloaded', 'fall-back'],
       ['tencent-token-plan', '200', undefined, undefined],
     ]);
-    assert.equal(response.headers.get('content-length'), null, 'the answer was read whole and handed back');
+    assert.equal(response.headers.get('content-length'), null, 'the answer was judged and handed back');
     assert.equal((await response.json()).model, 'kimi2.5');
+  } finally {
+    await mock.close();
+  }
+});
+
+test('an answer larger than what the guest judges comes back byte for byte', async () => {
+  const big = `{"choices":[{"message":{"content":"${'x'.repeat(300 * 1024)}"}}],"note":"no error"}`;
+  const mock = await startMockProvider({ 'alibaba-coding-plan': () => ({ status: 200, body: big }) });
+  try {
+    const policy = await Policy.load(initCooldownConfig(mock), { secrets: SECRETS });
+    const { response, attempts } = await policy.call(REQUEST);
+    assert.equal(attempts.length, 1);
+    assert.equal(await response.text(), big);
   } finally {
     await mock.close();
   }
