@@ -125,8 +125,10 @@ impl Engine {
         let now = env.now_ms();
         match self.chain(now).first_usable(|_| true) {
             Some(route) => {
-                self.claim(&route, now, env);
-                self.announce(&route, now, env);
+                // A probe tells nothing yet: the route is announced once it answers (on-success).
+                if !self.claim(&route, now, env) {
+                    self.announce(&route, now, env);
+                }
                 Ok(route)
             }
             None => Err(self.chain(now).no_route()),
@@ -134,13 +136,16 @@ impl Engine {
     }
 
     /// A route handed to a call: when its circuit's break is over, this call is the one probe.
-    fn claim(&mut self, route: &Route, now: u64, env: &mut dyn Env) {
+    /// Says whether it is.
+    fn claim(&mut self, route: &Route, now: u64, env: &mut dyn Env) -> bool {
         let label = label(&self.labels, route);
-        if self.health.admission(&label, now, &self.config.health) == Admission::Probe {
+        let probe = self.health.admission(&label, now, &self.config.health) == Admission::Probe;
+        if probe {
             self.health.begin_probe(&label, now);
             env.emit(event(EventKind::CircuitHalfOpen, now, Some(route.clone()), "health.probe",
                 format!("route {label}: the break is over; this call is the one probe (other calls keep skipping the route until it answers)")));
         }
+        probe
     }
 
     fn circuit_event(&self, t: Option<Transition>, route: &Route, now: u64, env: &mut dyn Env) {
@@ -455,8 +460,10 @@ impl Engine {
             ActionKind::Retry | ActionKind::Wait => {
                 env.emit(event(EventKind::RetryScheduled, now, d.route.clone(), d.rule, d.why.clone()));
             }
+            // Only a move of the chain position in use is news: after a failed probe of the
+            // primary the call falls back to the fallback already in use, and says nothing.
             ActionKind::FallBack => {
-                if let Some(to) = &d.route {
+                if let Some(to) = d.route.as_ref().filter(|to| to.position != self.active_position) {
                     let chain = self.chain(now);
                     let who = if from.position == 0 { cat!("Primary ", from.provider) } else { cat!("Fallback ", Decimal::of(from.position.into()), " ", from.provider) };
                     let msg = cat!(who, " failed (", classified.message, "); using ", position_name(to.position, chain.len()), " ", to.provider, "/", to.model);
