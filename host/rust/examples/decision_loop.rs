@@ -1,7 +1,7 @@
 //! One decision repeated on one instance, for a sampling profiler: with
 //! `FAILOVER_PROFILE=perfmap`, `perf` names the policy's functions next to wasmtime's.
 //!
-//! `FAILOVER_PROFILE=perfmap perf record -e cpu-clock -g target/release/examples/decision_loop [on-failure|select|classify] [N] [policy.wasm]`
+//! `FAILOVER_PROFILE=perfmap perf record -e cpu-clock -g target/release/examples/decision_loop [on-failure|select|classify|succeeded] [N] [policy.wasm]`
 //!
 //! Prints the time per call; the compile happens before the timed loop, but a profile samples it
 //! too (wasmtime's own `regalloc2` and `cranelift` frames), so read the guest and runtime shares
@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use common::{credentials, primary, rate_limit_429, NoNetwork, CONFIG, HOUR_MS, START_MS};
+use common::{completion, credentials, primary, rate_limit_429, NoNetwork, CONFIG, HOUR_MS, START_MS};
 use failover_host::{Clock, Host, Policy, VirtualClock};
 
 mod common;
@@ -26,7 +26,7 @@ fn main() -> Result<()> {
     let clock = VirtualClock::new(START_MS);
     let mut inst = policy.instantiate(Host::new(NoNetwork).with_clock(Clock::Virtual(clock.clone())).with_seed(1))?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
-    let (primary, failure) = (primary(), rate_limit_429());
+    let (primary, failure, answer) = (primary(), rate_limit_429(), completion());
     let mut step: Box<dyn FnMut() -> Result<()>> = match operation.as_str() {
         "on-failure" => Box::new(|| {
             clock.advance(HOUR_MS);
@@ -35,7 +35,8 @@ fn main() -> Result<()> {
         }),
         "select" => Box::new(|| inst.select(&engine)?.map(drop).map_err(|e| anyhow!("no route: {}", e.message))),
         "classify" => Box::new(|| inst.classify("openai", &failure).map(drop).map_err(Into::into)),
-        other => bail!("unknown operation {other:?}: on-failure, select or classify"),
+        "succeeded" => Box::new(|| inst.succeeded(&answer).map(drop).map_err(Into::into)),
+        other => bail!("unknown operation {other:?}: on-failure, select, classify or succeeded"),
     };
     let began = Instant::now();
     for _ in 0..calls {

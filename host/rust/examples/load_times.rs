@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use common::{credentials, primary, rate_limit_429, NoNetwork, CONFIG, HOUR_MS, START_MS};
+use common::{completion, credentials, primary, rate_limit_429, NoNetwork, CONFIG, HOUR_MS, START_MS};
 use failover_host::{ArtifactCache, Clock, Host, Policy, PolicyHost, VirtualClock, DEFAULT_POLICY};
 
 mod common;
@@ -42,7 +42,7 @@ fn per_call(batches: usize, per_batch: u32, mut f: impl FnMut()) -> Duration {
     median(batches, || (0..per_batch).for_each(|_| f())) / per_batch
 }
 
-const ROWS: [&str; 14] = [
+const ROWS: [&str; 15] = [
     "compile from .wasm (Component::new + link)",
     "  CPU time of that, all threads (mean)",
     "compile and store in the cache (serialize)",
@@ -57,6 +57,7 @@ const ROWS: [&str; 14] = [
     "decision through PolicyHost (select + snapshot)",
     "on-failure 429 rotate (Instance)",
     "classify 429 (Instance)",
+    "succeeded, a 1 KiB answer (Instance)",
 ];
 
 /// One round of every row for one policy.
@@ -118,7 +119,9 @@ fn measure(bytes: &[u8], cache: &ArtifactCache, round: usize) -> anyhow::Result<
         drop(inst.on_failure(&engine, &primary, &failure, None).expect("on-failure"));
     });
     let classify = per_call(21, 100, || drop(inst.classify("openai", &failure).expect("classify")));
-    Ok([compile, compile_cpu, cold, warm, sha, deserialize, deserialize_file, link, instantiate, first_decision, swap, decision, on_failure, classify])
+    let answer = completion();
+    let succeeded = per_call(21, 100, || assert!(inst.succeeded(&answer).expect("succeeded"), "a plain answer"));
+    Ok([compile, compile_cpu, cold, warm, sha, deserialize, deserialize_file, link, instantiate, first_decision, swap, decision, on_failure, classify, succeeded])
 }
 
 /// Store data for the link row: WASI only (the host's own imports are stubbed there).

@@ -1,5 +1,5 @@
 //! What the measuring examples share: a host with no network, a two-key chain with a fallback,
-//! and the rate-limit 429 that rotates between its keys.
+//! the rate-limit 429 that rotates between its keys, and a plain answer.
 
 use failover_host::types::{CredentialInfo, Failure, FailureKind, Header, HttpResponse, Outbound, Route, TransportFailure, TransportKind};
 use failover_host::Transport;
@@ -39,4 +39,11 @@ pub fn rate_limit_429() -> Failure {
         body: RATE_429.as_bytes().to_vec(),
     };
     Failure { kind: FailureKind::Http, response: Some(response), transport: None }
+}
+
+/// A chat completion of about 1 KiB, the size of a short answer.
+pub fn completion() -> HttpResponse {
+    let content = "All good. ".repeat(100);
+    let body = format!(r#"{{"id":"chatcmpl-1","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{content}"}},"finish_reason":"stop"}}]}}"#);
+    HttpResponse { status: 200, headers: vec![Header { name: "content-type".into(), value: "application/json".into() }], body: body.into_bytes() }
 }
