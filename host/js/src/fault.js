@@ -10,6 +10,11 @@ export function finalError(why) {
   return { reason: 'unknown', message: `the failover policy failed (${why}); the host gave up on this call`, providers: [] };
 }
 
+/** Whether a response is an answer while the policy cannot say: its status is a 2xx. */
+export function succeeded(status) {
+  return status >= 200 && status < 300;
+}
+
 /**
  * The action for a failed `onFailure` (WIT-shaped `route`, `failure`, `progress`). 'open': a
  * provider-side failure is retried once on the same route after 1000 ms; otherwise give up.

@@ -65,22 +65,14 @@ function isEventStream(headers) {
  */
 async function judged(response, succeeded, signal) {
   const reader = response.body?.getReader();
-  const chunks = [];
-  let [size, done] = [0, !reader];
+  let prefix;
+  let done;
   try {
-    while (!done && size < MAX_ERROR_BODY) {
-      const chunk = await reader.read();
-      if (chunk.done) done = true;
-      else {
-        chunks.push(chunk.value);
-        size += chunk.value.length;
-      }
-    }
+    ({ prefix, done } = await readUpTo(reader, MAX_ERROR_BODY));
   } catch (e) {
     if (signal?.aborted) throw signal.reason;
     return { ok: false, failure: transportFailure(e) };
   }
-  const prefix = Buffer.concat(chunks);
   const headers = [...response.headers];
   if (!succeeded({ status: response.status, headers, body: prefix })) {
     reader?.cancel().catch(() => {});
@@ -108,18 +100,23 @@ const DECODED = new Set(['content-encoding', 'content-length', 'transfer-encodin
 
 /** At most `limit` bytes of a body; the rest is cancelled, not downloaded. */
 async function readPrefix(response, limit) {
-  if (!response.body) return new Uint8Array();
-  const reader = response.body.getReader();
+  const reader = response.body?.getReader();
+  const { prefix } = await readUpTo(reader, limit);
+  reader?.cancel().catch(() => {});
+  return prefix.subarray(0, limit);
+}
+
+/** Chunks from `reader` (none when absent) until `limit` bytes or the end: `{prefix, done}`. */
+async function readUpTo(reader, limit) {
   const chunks = [];
   let size = 0;
-  while (size < limit) {
+  while (reader && size < limit) {
     const { done, value } = await reader.read();
-    if (done) break;
+    if (done) return { prefix: Buffer.concat(chunks), done: true };
     chunks.push(value);
     size += value.length;
   }
-  reader.cancel().catch(() => {});
-  return Buffer.concat(chunks).subarray(0, limit);
+  return { prefix: Buffer.concat(chunks), done: !reader };
 }
 
 const CODES = {

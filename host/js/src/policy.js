@@ -11,7 +11,7 @@ import { Events } from './events.js';
 import { resolveSecrets, credentialInfo } from './secrets.js';
 import { send } from './http.js';
 import { ConfigError, GuestTrap, PayloadTooLarge, PolicyError, SwapError } from './errors.js';
-import { FAULT_RULE, describe, failedAction, finalError } from './fault.js';
+import { FAULT_RULE, describe, failedAction, finalError, succeeded as faultSucceeded } from './fault.js';
 
 const DEFAULT_WASM = new URL('./policy.wasm', import.meta.url);
 const MiB = 1 << 20;
@@ -250,7 +250,7 @@ export class Policy {
     if (!response || typeof response !== 'object') throw new TypeError('response must be {status, headers, body}');
     const r = encodeResponse(response.status, response.headers, response.body);
     r.body = r.body.subarray(0, MAX_ERROR_BODY);
-    return this.#run(READS, (e, guest) => guest.succeeded(r), () => r.status >= 200 && r.status < 300);
+    return this.#run(READS, (e, guest) => guest.succeeded(r), () => faultSucceeded(r.status));
   }
 
   /** What a failure from `provider` means; stateless. */

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::types::{
-    Action, ActionKind, CallProgress, Classified, Failure, FailureKind, FinalError, NoRoute, Reason, Route,
+    Action, ActionKind, CallProgress, Classified, Failure, FailureKind, FinalError, HttpResponse, NoRoute, Reason, Route,
     TransportKind,
 };
 
@@ -98,6 +98,11 @@ pub(crate) fn final_error(why: &str) -> FinalError {
         retry_at_ms: None,
         providers: Vec::new(),
     }
+}
+
+/// Whether a response is an answer while the policy cannot say: its status is a 2xx.
+pub(crate) fn succeeded(response: &HttpResponse) -> bool {
+    (200..300).contains(&response.status)
 }
 
 pub(crate) fn no_route(why: &str) -> NoRoute {

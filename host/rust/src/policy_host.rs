@@ -217,7 +217,7 @@ impl PolicyHost {
     /// Whether `response` is an answer (see `Instance::succeeded`). While the policy is faulted,
     /// a 2xx status is.
     pub fn succeeded(&self, response: &HttpResponse) -> Result<Answer<bool>, Error> {
-        self.shared.decide(Mutates::No, |i, _| i.succeeded(response), |_, _| (200..300).contains(&response.status))
+        self.shared.decide(Mutates::No, |i, _| i.succeeded(response), |_, _| fault::succeeded(response))
     }
 
     pub fn on_success(&self, route: &Route) -> Result<Answer<()>, Error> {

@@ -37,6 +37,11 @@ def final_error(why: str) -> FinalError:
     return FinalError(Reason.UNKNOWN, f"the failover policy failed ({why}); the host gave up on this call", None, [])
 
 
+def succeeded(status: int) -> bool:
+    """Whether a response is an answer while the policy cannot say: its status is a 2xx."""
+    return 200 <= status < 300
+
+
 def no_route(why: str) -> NoRoute:
     return NoRoute(final_error(why).message, None, [])
 

@@ -301,7 +301,7 @@ class Policy:
         while the policy is failed, a 2xx status is an answer."""
         response = HttpResponse(status, _headers(headers), _body(body))
         return self._guest(lambda i, e: i.succeeded(response), mutates=False,
-                           fallback=lambda m, why: 200 <= status < 300)
+                           fallback=lambda m, why: fault.succeeded(status))
 
     def classify(self, provider: str, status: int = 0, headers: Mapping[str, str] | Headers | None = None,
                  body: bytes | str | Any = b"", transport: TransportKind | str | None = None,
