@@ -284,6 +284,10 @@ impl PolicyHost {
     }
 }
 
+fn overtaken() -> Error {
+    Error::Runtime("another policy took over before the optimised build was ready".into())
+}
+
 /// The background half of `swap_tiered`.
 struct TierUpJob {
     host: Weak<Shared>,
@@ -299,8 +303,11 @@ impl TierUpJob {
     fn run(self) -> Result<Swapped, Error> {
         let gone = || Error::Runtime("the policy host was dropped before the tier-up".into());
         // Nothing to do for a host already gone, or a baseline build already replaced.
-        if self.host.strong_count() == 0 || self.baseline.strong_count() == 0 {
+        if self.host.strong_count() == 0 {
             return Err(gone());
+        }
+        if self.baseline.strong_count() == 0 {
+            return Err(overtaken());
         }
         let built = Policy::cached_with_sha256(&self.bytes, self.sha256, &self.origin, &self.cache);
         let host = self.host.upgrade().ok_or_else(gone)?;
@@ -340,7 +347,7 @@ impl Shared {
                 if slot.previous.as_ref().is_some_and(is_baseline) {
                     slot.previous = Some(policy);
                 }
-                return Err(Error::Runtime("another policy took over before the optimised build was ready".into()));
+                return Err(overtaken());
             }
         }
         let restored = fresh.and_then(|fresh| {
