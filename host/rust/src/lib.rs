@@ -18,6 +18,7 @@
 mod bindings;
 mod cache;
 mod clock;
+mod contract;
 mod error;
 mod events;
 mod fault;
@@ -36,12 +37,13 @@ mod wasm;
 
 pub use cache::{sha256_hex, ArtifactCache};
 pub use clock::{Clock, VirtualClock};
+pub use contract::Contract;
 pub use error::Error;
 pub use events::{EventLog, EventSink};
 pub use fault::{OnFault, Supervision, FAIL_OPEN_DELAY_MS, FAULT_RULE};
 pub use host::{Host, Transport};
 pub use http::{HttpTransport, SUCCESS_BODY_LIMIT};
-pub use instance::{Engine, Instance};
+pub use instance::{DrivenCall, Engine, Instance};
 pub use limits::Limits;
 pub use policy::{Policy, Tier, DEFAULT_POLICY};
 pub use policy_host::{Answer, PolicyHost, Swapped, TierUp, TieredSwap};

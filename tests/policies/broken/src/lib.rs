@@ -4,7 +4,8 @@
 
 use std::cell::RefCell;
 
-wit_bindgen::generate!({ world: "failover", path: "../../../wit" });
+// The contract as build.rs leaves it: `wit/policy.wit`, or with `contract-0-3` version 0.3.0.
+wit_bindgen::generate!({ world: "failover", path: concat!(env!("OUT_DIR"), "/wit") });
 
 use exports::failover::policy::policy as wp;
 use failover::policy::types as w;
@@ -17,6 +18,9 @@ struct Component;
 pub struct Engine {
     state: RefCell<String>,
 }
+
+/// A driven call that gives up at once.
+pub struct DrivenCall;
 
 fn classified() -> w::Classified {
     w::Classified {
@@ -48,6 +52,7 @@ fn schema_of(snapshot: &str) -> Option<u64> {
 
 impl wp::Guest for Component {
     type Engine = Engine;
+    type DrivenCall = DrivenCall;
 
     fn classify(_: String, _: w::Failure) -> w::Classified {
         classified()
@@ -125,6 +130,10 @@ impl wp::GuestEngine for Engine {
         Err(wp::CallFailure { error: final_error(), attempts: Vec::new() })
     }
 
+    fn begin(&self, _: w::Request, _: wp::CallOptions) -> wp::DrivenCall {
+        wp::DrivenCall::new(DrivenCall)
+    }
+
     fn set_credentials(&self, _: Vec<w::CredentialInfo>) {}
 
     fn snapshot(&self) -> String {
@@ -133,6 +142,23 @@ impl wp::GuestEngine for Engine {
 
     fn check(&self) -> wp::CheckReport {
         wp::CheckReport { ok: true, findings: vec![format!("broken test policy holding {} bytes of state", self.state.borrow().len())] }
+    }
+}
+
+impl wp::GuestDrivenCall for DrivenCall {
+    fn next(&self, _: wp::CallInput) -> wp::Step {
+        wp::Step {
+            kind: wp::StepKind::GiveUp,
+            outbound: None,
+            within_ms: 0,
+            commit: None,
+            deliver: Vec::new(),
+            error: Some(final_error()),
+            attempts: Vec::new(),
+            route: None,
+            rule: "broken.give-up".into(),
+            why: final_error().message,
+        }
     }
 }
 
