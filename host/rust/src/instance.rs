@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::host::StoreData;
 use crate::limits::Limits;
 use crate::types::{
-    Action, CallProgress, Classified, CredentialInfo, Failure, FinalError, HttpResponse, NoRoute, Outbound, Request, Route, Start,
+    Action, CallInput, CallOptions, CallProgress, Step, Classified, CredentialInfo, Failure, FinalError, HttpResponse, NoRoute, Outbound, Request, Route, Start,
 };
 
 pub struct Instance {
@@ -30,6 +30,10 @@ const NO_DEADLINE: u64 = u64::MAX / 2;
 /// instance that created it; release it with `Instance::drop_engine`.
 #[derive(Debug)]
 pub struct Engine(ResourceAny);
+
+/// A driven call (the WIT `driven-call` resource) of one `Instance`.
+#[derive(Debug)]
+pub struct DrivenCall(ResourceAny);
 
 impl Instance {
     pub(crate) fn new(store: Store<StoreData>, bindings: Failover, limits: Limits) -> Self {
@@ -158,6 +162,32 @@ impl Instance {
         self.store.set_epoch_deadline(NO_DEADLINE);
         let policy = self.bindings.failover_policy_policy();
         policy.engine().call_call(&mut self.store, engine.0, request).map_err(|e| self.fault(e))
+    }
+
+    /// A call the host carries out step by step (`next`), streamed or not: see `crate::drive`.
+    pub fn begin(&mut self, engine: &Engine, request: &Request, options: &CallOptions) -> Result<DrivenCall, Error> {
+        self.limits.payload("the request body", request.body.len())?;
+        self.arm();
+        let policy = self.bindings.failover_policy_policy();
+        policy.engine().call_begin(&mut self.store, engine.0, request, *options).map(DrivenCall).map_err(|e| self.fault(e))
+    }
+
+    /// The driven call's next step, given what came of the last one.
+    pub fn next(&mut self, call: &DrivenCall, input: &CallInput) -> Result<Step, Error> {
+        self.limits.payload("the bytes read", input.data.len())?;
+        self.arm();
+        let policy = self.bindings.failover_policy_policy();
+        policy.driven_call().call_next(&mut self.store, call.0, input).map_err(|e| self.fault(e))
+    }
+
+    /// Releases a driven call's guest state.
+    pub fn drop_call(&mut self, call: DrivenCall) -> Result<(), Error> {
+        call.0.resource_drop(&mut self.store).map_err(|e| self.fault(e))
+    }
+
+    /// What carries out a driven call's steps: this instance's transport, secrets and clock.
+    pub(crate) fn host_mut(&mut self) -> &mut crate::host::Host {
+        &mut self.store.data_mut().host
     }
 
     /// Tells the engine which credentials the host now holds.

@@ -18,6 +18,7 @@
 mod bindings;
 mod cache;
 mod clock;
+mod drive;
 mod error;
 mod events;
 mod fault;
@@ -32,16 +33,18 @@ mod secrets;
 pub mod store;
 pub mod timefmt;
 pub mod types;
+pub mod upstream;
 mod wasm;
 
 pub use cache::{sha256_hex, ArtifactCache};
 pub use clock::{Clock, VirtualClock};
+pub use drive::{Begun, Ended, Streamed};
 pub use error::Error;
 pub use events::{EventLog, EventSink};
 pub use fault::{OnFault, Supervision, FAIL_OPEN_DELAY_MS, FAULT_RULE};
 pub use host::{Host, Transport};
 pub use http::{HttpTransport, SUCCESS_BODY_LIMIT};
-pub use instance::{Engine, Instance};
+pub use instance::{DrivenCall, Engine, Instance};
 pub use limits::Limits;
 pub use policy::{Policy, Tier, DEFAULT_POLICY};
 pub use policy_host::{Answer, PolicyHost, Swapped, TierUp, TieredSwap};

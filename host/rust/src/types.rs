@@ -2,7 +2,8 @@
 //! output, traces and timelines.
 
 pub use crate::bindings::exports::failover::policy::policy::{
-    Attempt, CallFailure, CallSuccess, CheckReport, PrepareError, StateError, VersionInfo,
+    Attempt, CallFailure, CallInput, CallOptions, CallSuccess, CheckReport, InputKind, PrepareError, ResponseHead,
+    StateError, Step, StepKind, VersionInfo,
 };
 pub use crate::bindings::failover::policy::types::{
     Action, ActionKind, CallProgress, Classified, CredentialInfo, CredentialState, CredentialStatus, Event,
@@ -87,6 +88,9 @@ impl EventKind {
             EventKind::RetryBudgetExhausted => "retry-budget-exhausted",
             EventKind::StateRestored => "state-restored",
             EventKind::StateDropped => "state-dropped",
+            EventKind::StreamEventDropped => "stream-event-dropped",
+            EventKind::StreamResumed => "stream-resumed",
+            EventKind::StreamFailed => "stream-failed",
         }
     }
 }
