@@ -2,6 +2,7 @@
 //! types, and implements `Env` over the host imports.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use crate::types as t;
 
@@ -39,10 +40,17 @@ impl crate::Env for ImportEnv {
     }
 }
 
-pub struct EngineResource(RefCell<crate::Engine>);
+/// Shared with the engine's driven calls, which decide through it between their steps.
+pub struct EngineResource(Rc<RefCell<crate::Engine>>);
+
+pub struct DrivenCallResource {
+    engine: Rc<RefCell<crate::Engine>>,
+    call: RefCell<crate::DrivenCall>,
+}
 
 impl wp::Guest for Component {
     type Engine = EngineResource;
+    type DrivenCall = DrivenCallResource;
 
     fn classify(provider: String, failure: w::Failure) -> w::Classified {
         let family = crate::classify::Family::infer(&provider);
@@ -74,7 +82,7 @@ impl wp::GuestEngine for EngineResource {
         let creds: Vec<t::CredentialInfo> =
             credentials.into_iter().map(|c| t::CredentialInfo { id: c.id, fingerprint: c.fingerprint }).collect();
         crate::Engine::create(&config, state.as_deref(), &creds, &mut ImportEnv)
-            .map(|e| wp::Engine::new(EngineResource(RefCell::new(e))))
+            .map(|e| wp::Engine::new(EngineResource(Rc::new(RefCell::new(e)))))
             .map_err(|e| wp::ConfigError { field: e.field, message: e.message })
     }
 
@@ -102,6 +110,7 @@ impl wp::GuestEngine for EngineResource {
             waited_ms: p.waited_ms,
             route_retries: p.route_retries,
             left_positions: p.left_positions,
+            deadline_ms: None,
         });
         match failure_in(failure) {
             Ok(f) => action_out(self.0.borrow_mut().on_failure(&route, &f, progress, &mut ImportEnv)),
@@ -138,6 +147,11 @@ impl wp::GuestEngine for EngineResource {
         }
     }
 
+    fn begin(&self, request: w::Request, options: wp::CallOptions) -> wp::DrivenCall {
+        let call = crate::DrivenCall::new(&self.0.borrow(), request_in(request), options.timeout_ms, &mut ImportEnv);
+        wp::DrivenCall::new(DrivenCallResource { engine: Rc::clone(&self.0), call: RefCell::new(call) })
+    }
+
     fn set_credentials(&self, credentials: Vec<w::CredentialInfo>) {
         let creds: Vec<t::CredentialInfo> =
             credentials.into_iter().map(|c| t::CredentialInfo { id: c.id, fingerprint: c.fingerprint }).collect();
@@ -154,7 +168,57 @@ impl wp::GuestEngine for EngineResource {
     }
 }
 
+impl wp::GuestDrivenCall for DrivenCallResource {
+    fn next(&self, input: wp::CallInput) -> wp::Step {
+        let step = self.call.borrow_mut().next(&mut self.engine.borrow_mut(), call_input_in(input), &mut ImportEnv);
+        step_out(step)
+    }
+}
+
 export!(Component);
+
+fn head_in(h: wp::ResponseHead) -> t::ResponseHead {
+    t::ResponseHead { status: h.status, headers: h.headers.into_iter().map(|h| t::Header { name: h.name, value: h.value }).collect() }
+}
+
+fn head_out(h: t::ResponseHead) -> wp::ResponseHead {
+    wp::ResponseHead { status: h.status, headers: h.headers.into_iter().map(|h| w::Header { name: h.name, value: h.value }).collect() }
+}
+
+fn call_input_in(i: wp::CallInput) -> t::CallInput {
+    let kind = match i.kind {
+        wp::InputKind::Start => t::InputKind::Start,
+        wp::InputKind::Head => t::InputKind::Head,
+        wp::InputKind::Data => t::InputKind::Data,
+        wp::InputKind::End => t::InputKind::End,
+        wp::InputKind::TimedOut => t::InputKind::TimedOut,
+        wp::InputKind::Failed => t::InputKind::Failed,
+        wp::InputKind::Slept => t::InputKind::Slept,
+    };
+    t::CallInput { kind, head: i.head.map(head_in), data: i.data, failure: i.failure.map(transport_in) }
+}
+
+fn step_out(s: t::Step) -> wp::Step {
+    let kind = match s.kind {
+        t::StepKind::Send => wp::StepKind::Send,
+        t::StepKind::Read => wp::StepKind::Read,
+        t::StepKind::Sleep => wp::StepKind::Sleep,
+        t::StepKind::Done => wp::StepKind::Done,
+        t::StepKind::GiveUp => wp::StepKind::GiveUp,
+    };
+    wp::Step {
+        kind,
+        outbound: s.outbound.as_ref().map(outbound_out),
+        within_ms: s.within_ms,
+        commit: s.commit.map(head_out),
+        deliver: s.deliver,
+        error: s.error.map(final_error_out),
+        attempts: s.attempts.into_iter().map(attempt_out).collect(),
+        route: s.route.map(route_out),
+        rule: s.rule,
+        why: s.why,
+    }
+}
 
 /// A failure record must carry the payload its kind names; a host that sends neither gets an
 /// `unknown` classification rather than a trap.
@@ -368,5 +432,8 @@ fn event_kind_out(k: t::EventKind) -> w::EventKind {
         K::RetryBudgetExhausted => w::EventKind::RetryBudgetExhausted,
         K::StateRestored => w::EventKind::StateRestored,
         K::StateDropped => w::EventKind::StateDropped,
+        K::StreamEventDropped => w::EventKind::StreamEventDropped,
+        K::StreamResumed => w::EventKind::StreamResumed,
+        K::StreamFailed => w::EventKind::StreamFailed,
     }
 }

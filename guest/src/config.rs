@@ -28,6 +28,14 @@ pub struct RawConfig {
     content_filter_fallback: bool,
     #[serde(default)]
     seed: Option<u64>,
+    /// Wall time of one call, attempts and waits alike.
+    #[serde(default = "default_deadline_ms")]
+    deadline_ms: u64,
+}
+
+/// Long enough for a long reasoning answer, short enough that a caller is never left hanging.
+fn default_deadline_ms() -> u64 {
+    300_000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +54,19 @@ pub struct ProviderConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Whether a stream cut after its first content may go on from a continuation request
+    /// carrying the text so far as an assistant prefill (a provider that accepts that).
+    #[serde(default)]
+    pub resume: Option<ResumeConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeConfig {
+    /// Extra fields of the prefilled assistant message, e.g. `{"prefix": true}` (DeepSeek,
+    /// Mistral) or `{"partial": true}` (Moonshot).
+    #[serde(default)]
+    pub message_fields: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -79,12 +100,29 @@ pub enum Strategy {
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     pub connect_ms: u64,
+    /// A whole answer (no stream): until its head, and between reads of its body.
     pub read_ms: u64,
+    /// A streamed answer: from the send until the response head.
+    pub headers_ms: u64,
+    /// A streamed answer: from its head until the first event carrying content.
+    pub first_content_ms: u64,
+    /// A streamed answer after its first content, and any error body: the longest silence.
+    pub idle_ms: u64,
+    /// After a stream's finish signal (`finish_reason`, `message_delta` with a stop reason),
+    /// how long its terminal event may take before the answer counts as complete anyway.
+    pub finish_grace_ms: u64,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { connect_ms: 5_000, read_ms: 120_000 }
+        Timeouts {
+            connect_ms: 5_000,
+            read_ms: 120_000,
+            headers_ms: 30_000,
+            first_content_ms: 90_000,
+            idle_ms: 30_000,
+            finish_grace_ms: 1_000,
+        }
     }
 }
 
@@ -173,9 +211,9 @@ impl Default for HealthConfig {
             window_calls: 20,
             min_failures: 3,
             failure_rate: 0.5,
-            break_ms: 30_000,
-            break_multiplier: 2.0,
-            max_break_ms: 600_000,
+            break_ms: 15_000,
+            break_multiplier: 1.5,
+            max_break_ms: 300_000,
             probe_timeout_ms: 180_000,
         }
     }
@@ -210,6 +248,7 @@ pub struct Config {
     pub retry_budget: BudgetConfig,
     pub content_filter_fallback: bool,
     pub seed: Option<u64>,
+    pub deadline_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +261,7 @@ pub struct Provider {
     pub strategy: Strategy,
     pub headers: Vec<(String, String)>,
     pub timeouts: Timeouts,
+    pub resume: Option<ResumeConfig>,
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -299,6 +339,7 @@ impl RawConfig {
                     strategy: p.strategy,
                     headers: p.headers.into_iter().collect(),
                     timeouts: p.timeouts,
+                    resume: p.resume,
                 },
             );
         }
@@ -349,6 +390,17 @@ impl RawConfig {
         if h.break_ms == 0 || h.max_break_ms < h.break_ms {
             return Err(err("health.max_break_ms", format!("{} must be at least health.break_ms ({}), which must be above 0", h.max_break_ms, h.break_ms)));
         }
+        if self.deadline_ms == 0 {
+            return Err(err("deadline_ms", "must be above 0"));
+        }
+        for (name, p) in &providers {
+            let t: &Timeouts = &p.timeouts;
+            let limits = [("connect_ms", t.connect_ms), ("read_ms", t.read_ms), ("headers_ms", t.headers_ms),
+                ("first_content_ms", t.first_content_ms), ("idle_ms", t.idle_ms)];
+            if let Some((field, _)) = limits.iter().find(|(_, v)| *v == 0) {
+                return Err(err(format!("providers.{name}.timeouts.{field}"), "must be above 0"));
+            }
+        }
         let b = &self.retry_budget;
         if !(b.max_tokens >= 1.0 && b.max_tokens <= 1_000_000.0 && b.threshold >= 0.0 && b.threshold < b.max_tokens && b.per_success >= 0.0 && b.per_success <= b.max_tokens) {
             return Err(err("retry_budget", format!(
@@ -364,6 +416,7 @@ impl RawConfig {
             retry_budget: self.retry_budget,
             content_filter_fallback: self.content_filter_fallback,
             seed: self.seed,
+            deadline_ms: self.deadline_ms,
         })
     }
 }

@@ -200,8 +200,34 @@ impl Engine {
         self.announce(route, now, env);
     }
 
-    fn family(&self, provider: &str) -> Family {
+    pub fn family(&self, provider: &str) -> Family {
         self.config.provider(provider).map(|p| p.family).unwrap_or_else(|| Family::infer(provider))
+    }
+
+    /// The provider's time limits (the defaults for a provider not in the config).
+    pub fn timeouts(&self, provider: &str) -> crate::config::Timeouts {
+        self.config.provider(provider).map(|p| p.timeouts).unwrap_or_default()
+    }
+
+    /// The extra fields of a resume's prefilled message, when the provider can resume at all.
+    pub fn resume_fields(&self, provider: &str) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.config.provider(provider).and_then(|p| p.resume.as_ref()).map(|r| &r.message_fields)
+    }
+
+    /// Every route's state, for a final error.
+    pub fn statuses(&self, now: u64) -> Vec<ProviderStatus> {
+        self.chain(now).statuses()
+    }
+
+    /// A failure written into credential and route state with no decision after it: a committed
+    /// answer that broke off and will not be resumed still counts like its HTTP equivalent.
+    pub fn record_failure_only(&mut self, route: &Route, failure: &Failure, env: &mut dyn Env) -> Classified {
+        let now = env.now_ms();
+        let classified = classify::classify(self.family(&route.provider), failure);
+        if self.known_route(route).is_err() {
+            return classified;
+        }
+        self.record_failure(route, classified, now, env)
     }
 
     /// Checks a route a host handed back: it must be one this config could have produced.
@@ -300,6 +326,9 @@ impl Engine {
         if p.attempts >= retry.max_attempts {
             return Decision::give_up("budget.attempts", format!("{} attempts made, the call's limit (retry.max_attempts = {})", p.attempts, retry.max_attempts));
         }
+        if let Some(deadline) = p.deadline_ms.filter(|d| now >= *d) {
+            return Decision::give_up("deadline.passed", format!("the call's deadline ({}) has passed after {} attempts", timefmt::rfc3339(deadline), p.attempts));
+        }
         let chain = self.chain(now);
         let rotate = |rule: &'static str, why: &str| -> Option<Decision> {
             let provider = chain.config.provider(&route.provider)?;
@@ -314,7 +343,7 @@ impl Engine {
                     return d;
                 }
                 if let Some(ra) = c.retry_after_ms.filter(|ra| *ra <= retry.short_retry_after_ms) {
-                    if p.waited_ms.saturating_add(ra) <= retry.max_wait_ms {
+                    if p.waited_ms.saturating_add(ra) <= retry.max_wait_ms && before_deadline(p, now, ra) {
                         return Decision {
                             kind: ActionKind::Retry,
                             route: Some(route.clone()),
@@ -353,6 +382,12 @@ impl Engine {
                 self.fall_back(route, c, p, now, "auth-permanent.fall-back", format!("credential {} is dead (key appears invalid or expired)", route.credential))
             }),
             r if r.is_provider_side() || r == Reason::Unknown => {
+                // A silent route costs one timeout: waiting on it again only multiplies the wait.
+                let other = |pos: u32| pos != route.position && !p.left_positions.contains(&pos);
+                if r == Reason::Timeout && chain.first_usable(other).is_some() {
+                    p.left_positions.push(route.position);
+                    return self.fall_back(route, c, p, now, "timeout.fall-back", format!("{}: the route was silent; another route can answer, so no retry of this one", c.message));
+                }
                 if self.health.admission(&label(&self.labels, route), now, &self.config.health) != Admission::Yes {
                     p.left_positions.push(route.position);
                     return self.fall_back(route, c, p, now, "health.circuit-open", format!("{}: the route's circuit is open", r.as_str()));
@@ -368,7 +403,7 @@ impl Engine {
                 if p.route_retries < retry.route_retries {
                     let backoff = backoff_ms(&retry, p.route_retries, &mut self.rng);
                     let delay = backoff.max(c.retry_after_ms.unwrap_or(0));
-                    if p.waited_ms.saturating_add(delay) <= retry.max_wait_ms {
+                    if p.waited_ms.saturating_add(delay) <= retry.max_wait_ms && before_deadline(p, now, delay) {
                         p.route_retries += 1;
                         return Decision {
                             kind: ActionKind::Retry,
@@ -426,7 +461,7 @@ impl Engine {
             return Decision::to(kind, to, rule, why);
         }
         match chain.earliest(allowed) {
-            Some((at, to)) if p.waited_ms.saturating_add(at - now) <= self.config.retry.max_wait_ms => {
+            Some((at, to)) if p.waited_ms.saturating_add(at - now) <= self.config.retry.max_wait_ms && before_deadline(p, now, at - now) => {
                 p.route_retries = 0;
                 let delay = at - now;
                 Decision {
@@ -556,6 +591,11 @@ impl Engine {
     /// How a call starts: the selected route now, else a wait for the earliest route when it
     /// fits the wait budget, else the final error. Host-driven loops and `call` share it.
     pub fn start_call(&mut self, env: &mut dyn Env) -> Result<Start, FinalError> {
+        self.start_call_within(env, None)
+    }
+
+    /// `start_call` for a call with a deadline: a wait for the earliest route must end before it.
+    pub fn start_call_within(&mut self, env: &mut dyn Env, deadline_ms: Option<u64>) -> Result<Start, FinalError> {
         let now = env.now_ms();
         match self.select(env) {
             Ok(route) => Ok(Start {
@@ -566,7 +606,7 @@ impl Engine {
                 why: "the first usable route of the chain".into(),
             }),
             Err(no_route) => match no_route.earliest_ms {
-                Some(at) if at > now && at - now <= self.config.retry.max_wait_ms => {
+                Some(at) if at > now && at - now <= self.config.retry.max_wait_ms && deadline_ms.is_none_or(|d| at < d) => {
                     let chain = self.chain(now);
                     let Some((_, route)) = chain.earliest(|_| true) else {
                         return Err(self.no_route_error(no_route, now));
@@ -603,7 +643,8 @@ impl Engine {
             env.sleep_ms(start.delay_ms);
         }
         let mut route = start.route;
-        let mut progress = Some(start.progress);
+        let deadline_ms = Some(env.now_ms().saturating_add(self.config.deadline_ms));
+        let mut progress = Some(CallProgress { deadline_ms, ..start.progress });
         let mut fresh = false;
         loop {
             let mut outbound = match self.prepare(&route, request) {
@@ -740,6 +781,11 @@ fn label<'l>(labels: &'l [String], route: &Route) -> Cow<'l, str> {
         }
         _ => Cow::Owned(route.label()),
     }
+}
+
+/// Whether a wait of `delay` ms ends before the call's deadline (always, without one).
+fn before_deadline(p: &CallProgress, now: u64, delay: u64) -> bool {
+    p.deadline_ms.is_none_or(|d| now.saturating_add(delay) < d)
 }
 
 /// Ends a clause with one full stop: provider messages often bring their own.

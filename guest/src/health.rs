@@ -196,8 +196,10 @@ mod tests {
         h.begin_probe("r", end);
         assert_eq!(h.admission("r", end + 1, &c), Admission::No(end + c.probe_timeout_ms), "one probe at a time");
         let reopened = h.record_failure("r", end + 5, "timeout", &c).unwrap();
-        assert!(matches!(reopened, Transition::Opened { break_ms, .. } if break_ms == 2 * c.break_ms));
-        let end2 = end + 5 + 2 * c.break_ms;
+        let longer = (c.break_ms as f64 * c.break_multiplier) as u64;
+        assert!(longer > c.break_ms);
+        assert!(matches!(reopened, Transition::Opened { break_ms, .. } if break_ms == longer));
+        let end2 = end + 5 + longer;
         h.begin_probe("r", end2);
         assert!(matches!(h.record_answer("r", end2 + 1, false, "401", &c), Some(Transition::Closed { .. })));
         assert_eq!(h.admission("r", end2 + 2, &c), Admission::Yes);

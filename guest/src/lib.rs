@@ -5,18 +5,21 @@ pub mod budget;
 pub mod chain;
 pub mod classify;
 pub mod config;
+pub mod drive;
 pub mod engine;
 pub mod env;
 pub mod health;
 pub mod pool;
 pub mod retry;
 pub mod snapshot;
+pub mod stream;
 pub mod timefmt;
 pub mod types;
 
 #[cfg(target_arch = "wasm32")]
 mod component;
 
+pub use drive::DrivenCall;
 pub use engine::Engine;
 pub use env::Env;
 

@@ -246,6 +246,7 @@ mod tests {
             strategy,
             headers: vec![],
             timeouts: Timeouts::default(),
+            resume: None,
         }
     }
 

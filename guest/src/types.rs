@@ -132,6 +132,16 @@ pub enum TransportKind {
     Tls,
     Reset,
     Other,
+    /// The limits a driven call measures through its host (never sent by a host: the guest
+    /// makes these from a `timed-out` or an `end` it was told of).
+    HeadersTimeout,
+    FirstContentTimeout,
+    IdleTimeout,
+    Deadline,
+    /// An event stream that ended before its format's terminal signal.
+    StreamCut,
+    /// An event that could not be parsed, or grew past the bound of one event.
+    StreamMalformed,
 }
 
 impl TransportKind {
@@ -143,7 +153,25 @@ impl TransportKind {
             TransportKind::Tls => "tls",
             TransportKind::Reset => "reset",
             TransportKind::Other => "other",
+            TransportKind::HeadersTimeout => "headers-timeout",
+            TransportKind::FirstContentTimeout => "first-content-timeout",
+            TransportKind::IdleTimeout => "idle-timeout",
+            TransportKind::Deadline => "deadline",
+            TransportKind::StreamCut => "stream-cut",
+            TransportKind::StreamMalformed => "stream-malformed",
         }
+    }
+
+    /// A limit ran out: the route was silent, not refused.
+    pub fn is_timeout(self) -> bool {
+        matches!(
+            self,
+            TransportKind::Timeout
+                | TransportKind::HeadersTimeout
+                | TransportKind::FirstContentTimeout
+                | TransportKind::IdleTimeout
+                | TransportKind::Deadline
+        )
     }
 
     pub fn parse(s: &str) -> Option<TransportKind> {
@@ -154,6 +182,12 @@ impl TransportKind {
             TransportKind::Tls,
             TransportKind::Reset,
             TransportKind::Other,
+            TransportKind::HeadersTimeout,
+            TransportKind::FirstContentTimeout,
+            TransportKind::IdleTimeout,
+            TransportKind::Deadline,
+            TransportKind::StreamCut,
+            TransportKind::StreamMalformed,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -266,6 +300,10 @@ pub struct CallProgress {
     pub waited_ms: u64,
     pub route_retries: u32,
     pub left_positions: Vec<u32>,
+    /// A driven call's deadline (epoch ms): no retry or wait is planned past it. Not in the
+    /// WIT record: host-driven loops have no deadline of the guest's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,6 +379,9 @@ pub enum EventKind {
     RetryBudgetExhausted,
     StateRestored,
     StateDropped,
+    StreamEventDropped,
+    StreamResumed,
+    StreamFailed,
 }
 
 impl EventKind {
@@ -361,6 +402,9 @@ impl EventKind {
             EventKind::RetryBudgetExhausted => "retry-budget-exhausted",
             EventKind::StateRestored => "state-restored",
             EventKind::StateDropped => "state-dropped",
+            EventKind::StreamEventDropped => "stream-event-dropped",
+            EventKind::StreamResumed => "stream-resumed",
+            EventKind::StreamFailed => "stream-failed",
         }
     }
 }
@@ -454,4 +498,79 @@ mod tests {
             assert_eq!(Decimal::of(n).as_ref(), n.to_string());
         }
     }
+}
+
+/// A response's status and headers (`response-head` in the WIT).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub headers: Vec<Header>,
+}
+
+impl ResponseHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Start,
+    Head,
+    Data,
+    End,
+    TimedOut,
+    Failed,
+    Slept,
+}
+
+/// What came of the last step of a driven call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInput {
+    pub kind: InputKind,
+    pub head: Option<ResponseHead>,
+    pub data: Vec<u8>,
+    pub failure: Option<TransportFailure>,
+}
+
+impl CallInput {
+    pub fn of(kind: InputKind) -> CallInput {
+        CallInput { kind, head: None, data: Vec::new(), failure: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    Send,
+    Read,
+    Sleep,
+    Done,
+    GiveUp,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Send => "send",
+            StepKind::Read => "read",
+            StepKind::Sleep => "sleep",
+            StepKind::Done => "done",
+            StepKind::GiveUp => "give-up",
+        }
+    }
+}
+
+/// What the host does next in a driven call (`step` in the WIT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub kind: StepKind,
+    pub outbound: Option<Outbound>,
+    pub within_ms: u64,
+    pub commit: Option<ResponseHead>,
+    pub deliver: Vec<u8>,
+    pub error: Option<FinalError>,
+    pub attempts: Vec<Attempt>,
+    pub route: Option<Route>,
+    pub rule: String,
+    pub why: String,
 }

@@ -59,9 +59,13 @@ pub fn classify(family: Family, failure: &Failure) -> Classified {
 }
 
 fn transport(t: &TransportFailure) -> Classified {
-    let timed_out = t.kind == TransportKind::Timeout
+    let timed_out = t.kind.is_timeout()
         || (t.kind == TransportKind::Other && ["timed out", "timeout"].iter().any(|w| t.message.to_lowercase().contains(w)));
-    let reason = if timed_out { Reason::Timeout } else { Reason::Connection };
+    let reason = match t.kind {
+        _ if timed_out => Reason::Timeout,
+        TransportKind::StreamMalformed => Reason::ServerError,
+        _ => Reason::Connection,
+    };
     let message = evidence::bounded(&format!("{}: {}", t.kind.as_str(), t.message));
     verdict(reason, None, format!("transport.{}", t.kind.as_str()), message)
 }

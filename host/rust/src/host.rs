@@ -11,6 +11,7 @@ use crate::events::EventSink;
 use crate::limits::MemoryLimit;
 use crate::secrets::Secrets;
 use crate::types::{Event, Header, HttpResponse, Outbound, TransportFailure};
+use crate::upstream::{auth_header, Opened, Whole};
 
 /// Carries one outbound request. Implementations never panic on network trouble: every
 /// problem is a `TransportFailure`.
@@ -18,6 +19,17 @@ pub trait Transport: Send {
     /// `auth` is the secret header for `request.route.credential` (absent when the host has no
     /// secret for it); it must be sent along with `request.headers`.
     fn send(&mut self, request: &Outbound, auth: Option<&Header>) -> Result<HttpResponse, TransportFailure>;
+
+    /// Sends for a driven call and hands back the response once its head came, within
+    /// `within_ms`, for its body to be read piece by piece. By default: `send`, then the whole
+    /// body in one piece (a transport that cannot stream still serves driven calls).
+    fn open(&mut self, request: &Outbound, auth: Option<&Header>, within_ms: u64) -> Opened {
+        let _ = within_ms;
+        match self.send(request, auth) {
+            Ok(r) => Opened::Head(Box::new(Whole::new(r.status, r.headers, r.body))),
+            Err(f) => Opened::Failed(f),
+        }
+    }
 }
 
 /// The host side of one instance: how it sends, which secrets it holds, its clock, where
@@ -68,12 +80,25 @@ impl Host {
     }
 }
 
+impl Host {
+    fn auth(&self, request: &Outbound) -> Option<Header> {
+        self.secrets.get(&request.route.credential).map(|secret| auth_header(request, secret))
+    }
+
+    /// Opens a response for a driven call's `send` step, with the secret attached.
+    pub(crate) fn open(&mut self, request: &Outbound, within_ms: u64) -> Opened {
+        let auth = self.auth(request);
+        self.transport.open(request, auth.as_ref(), within_ms)
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+}
+
 impl host::Host for Host {
     fn send(&mut self, request: Outbound) -> Result<HttpResponse, TransportFailure> {
-        let auth = self.secrets.get(&request.route.credential).map(|secret| Header {
-            name: request.secret_header.clone(),
-            value: format!("{}{secret}", request.secret_prefix),
-        });
+        let auth = self.auth(&request);
         self.transport.send(&request, auth.as_ref())
     }
 

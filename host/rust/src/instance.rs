@@ -249,6 +249,11 @@ impl Instance {
         call.0.resource_drop(&mut self.store).map_err(|e| self.fault(e))
     }
 
+    /// What carries out a driven call's steps: this instance's transport, secrets and clock.
+    pub(crate) fn host_mut(&mut self) -> &mut crate::host::Host {
+        &mut self.store.data_mut().host
+    }
+
     /// Tells the engine which credentials the host now holds.
     pub fn set_credentials(&mut self, engine: &Engine, credentials: &[CredentialInfo]) -> Result<(), Error> {
         self.arm();

@@ -97,6 +97,24 @@ pub(crate) fn call(
     diffs
 }
 
+/// What the caller of a `stream` step saw: an answer's head or not, and the text it read.
+pub(crate) fn streamed(expect: &Expect, committed: bool, delivered: &[u8]) -> Vec<String> {
+    let mut diffs = Vec::new();
+    if let Some(want) = expect.committed {
+        if want != committed {
+            diffs.push(format!("committed: expected {want}, got {committed}"));
+        }
+    }
+    let text = String::from_utf8_lossy(delivered);
+    diffs.extend(contains(&expect.delivered_contains, &text, "delivered text"));
+    for unwanted in &expect.delivered_excludes {
+        if text.contains(unwanted.as_str()) {
+            diffs.push(format!("delivered text holds `{unwanted}`: {text}"));
+        }
+    }
+    diffs
+}
+
 /// `elapsed_ms` / `elapsed_ms_max`, for any step.
 pub(crate) fn elapsed(expect: &Expect, elapsed_ms: u64) -> Vec<String> {
     let mut diffs = Vec::new();

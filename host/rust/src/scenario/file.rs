@@ -80,6 +80,57 @@ pub(crate) struct HttpAnswer {
     pub body: Option<Value>,
     #[serde(default)]
     pub delay_ms: u64,
+    /// A body that comes in pieces, each after its own delay (a scripted stream); when the
+    /// list ends before the format's end signal, the stream was cut.
+    #[serde(default)]
+    pub stream: Option<Vec<Piece>>,
+    /// The provider accepts the request and never answers it.
+    #[serde(default)]
+    pub silent: bool,
+}
+
+/// One piece of a scripted stream: an event (`data`, with `event`), raw bytes, a stall, a reset.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Piece {
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub data: Option<Value>,
+    #[serde(default)]
+    pub raw: Option<String>,
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Nothing more comes, and the connection stays open.
+    #[serde(default)]
+    pub stall: bool,
+    /// The connection is reset here.
+    #[serde(default)]
+    pub reset: bool,
+    /// The piece comes this many times (an endless keep-alive, a 10 MB event).
+    #[serde(default)]
+    pub repeat: Option<u64>,
+}
+
+impl Piece {
+    /// The bytes on the wire: `raw` as is, else an SSE event of `event` and `data` (a JSON
+    /// value is written compactly).
+    pub fn bytes(&self) -> Vec<u8> {
+        if let Some(raw) = &self.raw {
+            return raw.clone().into_bytes();
+        }
+        let mut out = String::new();
+        if let Some(name) = &self.event {
+            out.push_str(&format!("event: {name}\n"));
+        }
+        match &self.data {
+            Some(Value::String(s)) => out.push_str(&format!("data: {s}\n\n")),
+            Some(v) => out.push_str(&format!("data: {v}\n\n")),
+            None if self.event.is_some() => out.push('\n'),
+            None => {}
+        }
+        out.into_bytes()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +148,8 @@ pub(crate) struct StepFile {
     pub advance_ms: Option<u64>,
     pub select: Option<Value>,
     pub call: Option<CallStep>,
+    /// A driven call, carried out step by step (streamed or not).
+    pub stream: Option<StreamStep>,
     pub restart: Option<Value>,
     pub set_credentials: Option<Vec<Credential>>,
     pub script: Option<BTreeMap<String, ProviderScript>>,
@@ -113,6 +166,16 @@ pub(crate) struct StepFile {
 pub(crate) struct CallStep {
     #[serde(default)]
     pub request: Option<RequestFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StreamStep {
+    #[serde(default)]
+    pub request: Option<RequestFile>,
+    /// The caller's own timeout (the call's deadline when shorter than the config's).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +215,13 @@ pub(crate) struct Expect {
     pub not_sent: Vec<String>,
     pub elapsed_ms: Option<u64>,
     pub elapsed_ms_max: Option<u64>,
+    /// `stream` steps: whether the caller got an answer's head (the guest committed).
+    pub committed: Option<bool>,
+    /// `stream` steps: text the caller read must (not) contain.
+    #[serde(default)]
+    pub delivered_contains: Vec<String>,
+    #[serde(default)]
+    pub delivered_excludes: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

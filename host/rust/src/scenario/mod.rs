@@ -18,7 +18,8 @@ use crate::error::Error;
 use crate::host::Host;
 use crate::instance::{Engine, Instance};
 use crate::policy::Policy;
-use crate::types::{Attempt, CallFailure, CallSuccess, CredentialInfo, Header, Request};
+use crate::drive::Begun;
+use crate::types::{Attempt, CallFailure, CallOptions, CallSuccess, CredentialInfo, Header, HttpResponse, Request};
 use file::{Response, ScenarioFile, StepFile};
 use journal::Journal;
 use script::{ScriptedProvider, Scripts};
@@ -110,6 +111,7 @@ fn parse(text: &str) -> Result<ScenarioFile, (String, String)> {
             step.advance_ms.is_some(),
             step.select.is_some(),
             step.call.is_some(),
+            step.stream.is_some(),
             step.restart.is_some(),
             step.set_credentials.is_some(),
             step.script.is_some(),
@@ -117,7 +119,7 @@ fn parse(text: &str) -> Result<ScenarioFile, (String, String)> {
         if actions.iter().filter(|a| **a).count() != 1 {
             return Err((
                 format!("steps[{i}]"),
-                "needs exactly one of advance_ms, select, call, restart, set_credentials, script".to_string(),
+                "needs exactly one of advance_ms, select, call, stream, restart, set_credentials, script".to_string(),
             ));
         }
     }
@@ -214,7 +216,7 @@ impl Run {
             }
         };
         // A call checks its own elapsed time alongside its other expectations.
-        if what != "call" {
+        if what != "call" && what != "stream" {
             diffs.extend(expect::elapsed(&step.expect, self.clock.now_ms() - started));
         }
         let events = self.journal.lock().events.clone();
@@ -251,6 +253,36 @@ impl Run {
             let elapsed = self.clock.now_ms() - started;
             return Ok(("call", expect::call(&step.expect, &got, &sends, elapsed)));
         }
+        if let Some(stream) = &step.stream {
+            let started = self.clock.now_ms();
+            let options = CallOptions { timeout_ms: stream.timeout_ms };
+            let got = match self.instance.stream(engine, &request(stream.request.as_ref()), &options)? {
+                Begun::Failed { error, attempts } => Streamed { committed: None, delivered: Vec::new(), got: Err(CallFailure { error, attempts }) },
+                Begun::Answer(answer) => {
+                    let committed = self.journal.t();
+                    let head = answer.head().clone();
+                    let (delivered, ended) = answer.finish().map_err(|e| Error::Guest(format!("reading the answer: {e}")))?;
+                    let got = match ended.error {
+                        Some(error) => Err(CallFailure { error, attempts: ended.attempts }),
+                        None => {
+                            let route = ended.route.ok_or_else(|| Error::Guest("an answer without its route".into()))?;
+                            let response = HttpResponse { status: head.status, headers: head.headers, body: delivered.clone() };
+                            Ok(CallSuccess { response, route, attempts: ended.attempts })
+                        }
+                    };
+                    Streamed { committed: Some(committed), delivered, got }
+                }
+            };
+            let mut fields = result_fields(&got.got);
+            fields["committed_t"] = json!(got.committed);
+            fields["delivered"] = json!(String::from_utf8_lossy(&got.delivered));
+            self.journal.line("result", fields);
+            let sends = self.journal.lock().sends.clone();
+            let elapsed = self.clock.now_ms() - started;
+            let mut diffs = expect::call(&step.expect, &got.got, &sends, elapsed);
+            diffs.extend(expect::streamed(&step.expect, got.committed.is_some(), &got.delivered));
+            return Ok(("stream", diffs));
+        }
         if let Some(list) = &step.set_credentials {
             self.credentials = list.iter().cloned().map(CredentialInfo::from).collect();
             self.instance.set_credentials(engine, &self.credentials)?;
@@ -271,6 +303,14 @@ impl Run {
         self.create(Some(&snapshot), i);
         Ok(("restart", Vec::new()))
     }
+}
+
+/// What a `stream` step's caller saw: when the head came (ms since start), the bytes it read,
+/// and how the call ended.
+struct Streamed {
+    committed: Option<u64>,
+    delivered: Vec<u8>,
+    got: Result<CallSuccess, CallFailure>,
 }
 
 /// The README's default credentials: every id in the config, fingerprint `fp-<id>`.

@@ -1,16 +1,17 @@
 //! The scripted provider: answers each send from the scenario's `providers` script, in
 //! virtual time, and records it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{json, Value};
 
-use super::file::{ProviderScript, Response};
+use super::file::{HttpAnswer, Piece, ProviderScript, Response};
 use super::journal::Journal;
 use crate::clock::VirtualClock;
 use crate::host::Transport;
-use crate::types::{Header, HttpResponse, Outbound, TransportFailure, TransportKind};
+use crate::types::{Header, HttpResponse, Outbound, ResponseHead, TransportFailure, TransportKind};
+use crate::upstream::{Chunk, Opened, Upstream};
 
 /// Scripts by `P` and `P#C`; clones share them, so a `script` step can replace entries.
 #[derive(Debug, Clone, Default)]
@@ -59,7 +60,80 @@ pub(crate) struct ScriptedProvider {
     pub journal: Journal,
 }
 
+fn whole_body(a: &HttpAnswer) -> Vec<u8> {
+    match (&a.stream, &a.body) {
+        (Some(pieces), _) => pieces.iter().flat_map(|p| p.bytes().repeat(p.repeat.unwrap_or(1) as usize)).collect(),
+        (None, None) => Vec::new(),
+        (None, Some(Value::String(s))) => s.clone().into_bytes(),
+        (None, Some(other)) => other.to_string().into_bytes(),
+    }
+}
+
+/// A scripted body in virtual time: each piece after its delay, unless the read's time runs
+/// out first.
+struct ScriptedBody {
+    head: ResponseHead,
+    pieces: VecDeque<Piece>,
+    clock: VirtualClock,
+}
+
+impl Upstream for ScriptedBody {
+    fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    fn read(&mut self, within_ms: u64) -> Chunk {
+        let Some(mut piece) = self.pieces.pop_front() else {
+            return Chunk::End;
+        };
+        if piece.stall || piece.delay_ms > within_ms {
+            self.clock.advance(within_ms);
+            piece.delay_ms = piece.delay_ms.saturating_sub(within_ms);
+            self.pieces.push_front(piece);
+            return Chunk::TimedOut;
+        }
+        self.clock.advance(piece.delay_ms);
+        if piece.reset {
+            return Chunk::Failed(TransportFailure { kind: TransportKind::Reset, message: "scripted reset mid-body".into() });
+        }
+        let bytes = piece.bytes();
+        if let Some(n) = piece.repeat.filter(|n| *n > 1) {
+            self.pieces.push_front(Piece { repeat: Some(n - 1), ..piece });
+        }
+        Chunk::Data(bytes)
+    }
+}
+
 impl Transport for ScriptedProvider {
+    /// A driven call's send: the head after its delay (or a timeout, when it comes later than
+    /// the step allows or never), then the body piece by piece.
+    fn open(&mut self, out: &Outbound, _auth: Option<&Header>, within_ms: u64) -> Opened {
+        let t = self.journal.t();
+        let (opened, outcome) = match self.scripts.next(&out.route.provider, &out.route.credential) {
+            Response::Http(a) if a.silent || a.delay_ms >= within_ms => {
+                self.clock.advance(within_ms);
+                (Opened::TimedOut, "timeout".to_string())
+            }
+            Response::Http(a) => {
+                self.clock.advance(a.delay_ms);
+                let headers = a.headers.iter().map(|(name, value)| Header { name: name.clone(), value: value.clone() }).collect();
+                let head = ResponseHead { status: a.status, headers };
+                let pieces = match &a.stream {
+                    Some(p) => p.iter().cloned().collect(),
+                    None => VecDeque::from([Piece { raw: Some(String::from_utf8_lossy(&whole_body(&a)).into_owned()), ..Piece::default() }]),
+                };
+                (Opened::Head(Box::new(ScriptedBody { head, pieces, clock: self.clock.clone() })), a.status.to_string())
+            }
+            Response::Transport(a) => {
+                let kind = TransportKind::parse(&a.transport).unwrap_or(TransportKind::Other);
+                let message = a.message.unwrap_or_else(|| format!("scripted {}", a.transport));
+                (Opened::Failed(TransportFailure { kind, message }), kind.as_str().to_string())
+            }
+        };
+        self.journal.record_send(&out.route, &outcome, t);
+        opened
+    }
+
     fn send(&mut self, out: &Outbound, _auth: Option<&Header>) -> Result<HttpResponse, TransportFailure> {
         let t = self.journal.t();
         let answer = match self.scripts.next(&out.route.provider, &out.route.credential) {
@@ -72,11 +146,7 @@ impl Transport for ScriptedProvider {
             }
             Response::Http(a) => {
                 self.clock.advance(a.delay_ms);
-                let body = match a.body {
-                    None => Vec::new(),
-                    Some(Value::String(s)) => s.into_bytes(),
-                    Some(other) => other.to_string().into_bytes(),
-                };
+                let body = whole_body(&a);
                 let headers = a.headers.into_iter().map(|(name, value)| Header { name, value }).collect();
                 Ok(HttpResponse { status: a.status, headers, body })
             }
