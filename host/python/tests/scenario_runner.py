@@ -147,7 +147,7 @@ def _attempts(attempts: list[Any]) -> list[dict[str, Any]]:
              "delay_ms": a.action.delay_ms if a.action else None} for a in attempts]
 
 
-def run_scenario(path: Path, wasm: Optional[Path] = None) -> tuple[list[dict[str, Any]], list[str]]:
+def run_scenario(path: Path, wasm: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """(trace, failed expectations) of one scenario file, through `wasm` (default: the packaged
     policy). Raises UnsupportedStep, before running anything, for a step it does not carry out."""
     sc = json.loads(path.read_text())

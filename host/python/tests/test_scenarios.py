@@ -5,10 +5,8 @@ current scenarios run on the packaged (0.2.0) policy, the frozen 0.1 scenarios o
 import difflib
 import json
 from pathlib import Path
-from typing import Optional
 
 import pytest
-
 from scenario_runner import run_scenario, unsupported_steps
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -26,7 +24,7 @@ def test_scenarios_exist() -> None:
 
 
 @pytest.mark.parametrize(("path", "wasm"), CASES, ids=IDS)
-def test_scenario(path: Path, wasm: Optional[Path]) -> None:
+def test_scenario(path: Path, wasm: Path | None) -> None:
     unsupported = unsupported_steps(json.loads(path.read_text()))
     if unsupported:
         pytest.skip(f"{path.stem}: steps {unsupported} need the driven call, which the Python host gains "

@@ -53,7 +53,7 @@ class ContractError(PolicyError):
     """The component was built for a contract version this host does not speak; `exported` is
     its `failover:policy/policy` export (None when it has none), `spoken` the versions spoken."""
 
-    def __init__(self, exported: Optional[str], spoken: tuple[str, ...]) -> None:
+    def __init__(self, exported: str | None, spoken: tuple[str, ...]) -> None:
         what = exported or "no failover:policy/policy interface"
         super().__init__(f"component exports {what}; this host speaks {' and '.join(spoken)}")
         self.exported, self.spoken = exported, spoken
