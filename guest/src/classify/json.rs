@@ -35,6 +35,17 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// The value of `key` in an object (its last value when repeated), moved out.
+    pub fn take(self, key: &str) -> Option<Json<'a>> {
+        match self {
+            Json::Object(mut entries) => {
+                let i = entries.iter().rposition(|(k, _)| k == key)?;
+                Some(entries.swap_remove(i).1)
+            }
+            _ => None,
+        }
+    }
+
     /// `Value::pointer` without its per-call parsing: keys are plain, a numeric key also
     /// indexes an array.
     pub fn at(&self, path: &[&str]) -> Option<&Json<'a>> {

@@ -12,6 +12,7 @@
 
 mod evidence;
 mod families;
+mod framing;
 mod family;
 mod generic;
 mod json;
