@@ -6,9 +6,12 @@
 //! - `succeeded(&HttpResponse)`: a 2xx whose body is not an error (a stream's error event).
 //!
 //! Where to look: `generic.rs` (what a bare status means), `families/<family>.rs` (what a
-//! provider means by its statuses and codes), `signals.rs` (codes and phrases shared by all
-//! providers), `retry_after.rs` (how long to wait), `evidence.rs` (reading the body once).
-//! Order of evaluation: proxy HTML pages → family → signals → generic status.
+//! provider means by its statuses and codes), `limits.rs` (billing and usage windows, shared by
+//! all providers), `signals.rs` (the other codes and phrases shared by all providers),
+//! `retry_after.rs` (how long to wait), `evidence.rs` (reading the body once) and `framing.rs`
+//! (errors inside event streams and other framings).
+//! Order of evaluation: proxy HTML pages → billing and usage windows → family → signals →
+//! generic status.
 
 mod evidence;
 mod families;
@@ -16,6 +19,7 @@ mod framing;
 mod family;
 mod generic;
 mod json;
+mod limits;
 mod phrases;
 mod retry_after;
 mod signals;
@@ -48,7 +52,8 @@ pub fn classify(family: Family, failure: &Failure) -> Classified {
             let Hit { reason, rule } = if ev.html {
                 generic::proxy_page(&ev)
             } else {
-                families::refine(family, &ev)
+                limits::decisive(&ev)
+                    .or_else(|| families::refine(family, &ev))
                     .or_else(|| signals::classify(&ev))
                     .unwrap_or_else(|| generic::status(&ev))
             };
