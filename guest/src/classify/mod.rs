@@ -13,6 +13,7 @@
 //! Order of evaluation: proxy HTML pages → billing and usage windows → family → signals →
 //! generic status.
 
+mod clock;
 mod evidence;
 mod families;
 mod framing;
@@ -57,8 +58,14 @@ pub fn classify(family: Family, failure: &Failure) -> Classified {
                     .or_else(|| signals::classify(&ev))
                     .unwrap_or_else(|| generic::status(&ev))
             };
-            let limited = matches!(reason, Reason::RateLimit | Reason::QuotaExhausted);
-            let wait = retry_after::explicit(&ev).or_else(|| limited.then(|| retry_after::reset(&ev)).flatten());
+            let explicit = retry_after::explicit(&ev);
+            let reset = || retry_after::reset(&ev, families::local_offset(family));
+            let wait = match reason {
+                // A used-up window rests until it resets, even when a shorter retry-after comes along.
+                Reason::QuotaExhausted => explicit.max(reset()),
+                Reason::RateLimit => explicit.or_else(reset),
+                _ => explicit,
+            };
             verdict(reason, wait, rule, ev.summary())
         }
     }
