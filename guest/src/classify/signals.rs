@@ -138,7 +138,7 @@ fn context_overflow(ev: &Evidence) -> Option<Hit> {
         "context_window_exceeded",
         "model_context_window_exceeded",
     ];
-    // Not a 429: "too many tokens" there is a per-minute token limit (Cerebras).
+    // Not a 429: a token count there is a per-minute token limit (Groq, Cerebras).
     if !((client(ev) && ev.status != 429) || ev.status == 500 || ev.in_band) {
         return None;
     }
