@@ -104,7 +104,7 @@ fn component(policy: &Policy, events: usize) -> (f64, f64) {
     let request = h::Request { path: "/chat/completions".into(), method: "POST".into(), headers: vec![], body: body() };
     let head = h::ResponseHead { status: 200, headers: sse_headers().into_iter().map(|(name, value)| h::Header { name, value }).collect() };
     let input = |kind, head: Option<h::ResponseHead>, data: Vec<u8>| h::CallInput { kind, head, data, failure: None };
-    let mut open = |instance: &mut failover_host::Instance| {
+    let open = |instance: &mut failover_host::Instance| {
         let call = instance.begin(&engine, &request, &h::CallOptions { timeout_ms: None }).expect("begin");
         instance.next(&call, &input(h::InputKind::Start, None, vec![])).expect("start");
         instance.next(&call, &input(h::InputKind::Head, Some(head.clone()), vec![])).expect("head");
