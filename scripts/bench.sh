@@ -16,6 +16,7 @@ cargo bench --locked -p failover-host --bench policy -- --warm-up-time 0.3 --mea
   --noplot | tee "$out/rust.txt"
 python3 host/python/bench/bench.py --budget "$secs" --json "$out/python.json" 2>/dev/null | tee "$out/python.txt"
 node host/js/bench/bench.mjs --budget "$secs" --json "$out/js.json" | tee "$out/js.txt"
+cargo run --quiet --release --locked -p failover-host --example stream_costs | tee "$out/streams.md"
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$target" "$load_before" "$load_after" <<'EOF'
@@ -139,6 +140,11 @@ w(f"| swap to first decision under 150 ms, never-seen .wasm | {fmt(swap['new-was
   f"(Winch first; Cranelift alone {fmt(swap['new-wasm']['median_ns'])}) | {check(swap['new-wasm-baseline']['median_ns'] < 150e6)} |")
 w(f"| swap to first decision under 5 ms, cached artifact | {fmt(swap['cached-artifact']['median_ns'])} | {check(swap['cached-artifact']['median_ns'] < 5e6)} |")
 w("")
+w("## Streamed answers (issue 14)\n")
+w("What the guest's judgement of a stream costs per event (framing, judging, holding back or "
+  "passing on), natively and through the component, and what a driven call adds to the time to "
+  "first token over loopback HTTP (`host/rust/examples/stream_costs.rs`):\n")
+w((out / "streams.md").read_text())
 notes = Path("host/rust/benches/where-the-time-goes.md")
 if notes.exists():
     w(notes.read_text())

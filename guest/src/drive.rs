@@ -28,8 +28,9 @@ pub struct DrivenCall {
     attempts: Vec<Attempt>,
     attempt_at: u64,
     phase: Phase,
-    /// What a `timed-out` means for the step in flight.
+    /// What a `timed-out` means for the step in flight, and how long it allowed.
     expiry: TransportKind,
+    within_ms: u64,
     answer: Answer,
 }
 
@@ -43,6 +44,7 @@ struct Answer {
     tool: bool,
     /// A continuation's own preamble is dropped until its first content.
     resuming: bool,
+    resumes: u32,
     delivered: u64,
 }
 
@@ -68,6 +70,10 @@ struct StreamState {
     first_content_by: u64,
     finished: bool,
 }
+
+/// A committed answer is resumed at most this often: a route that keeps cutting its answers
+/// is failing, and the caller should hear so.
+const MAX_RESUMES: u32 = 2;
 
 /// How one batch of events ended.
 enum Outcome {
@@ -98,6 +104,7 @@ impl DrivenCall {
             attempt_at: now,
             phase: Phase::Ready,
             expiry: TransportKind::Timeout,
+            within_ms: 0,
             answer: Answer::default(),
         }
     }
@@ -114,7 +121,7 @@ impl DrivenCall {
             },
             (Phase::Sending, InputKind::TimedOut) => {
                 let what = if self.expiry == TransportKind::Deadline { "the call's deadline" } else { "the limit" };
-                let message = format!("no response head within {} ms ({what})", self.last_within(now));
+                let message = format!("no response head within {} ms ({what})", self.within_ms);
                 self.fail(engine, transport(self.expiry, message), Vec::new(), now, env)
             }
             (Phase::ErrorBody(head, mut body), InputKind::Data) => {
@@ -155,7 +162,7 @@ impl DrivenCall {
                 let message = match self.expiry {
                     TransportKind::Deadline => format!("the call's deadline of {} ms passed while reading", self.deadline_len_ms),
                     TransportKind::FirstContentTimeout => "no content within the first-content limit".to_string(),
-                    _ => format!("the response stalled: nothing for {} ms", self.last_within(now)),
+                    _ => format!("the response stalled: nothing for {} ms", self.within_ms),
                 };
                 let failure = transport(self.expiry, message);
                 self.fail(engine, failure, Vec::new(), now, env)
@@ -221,17 +228,10 @@ impl DrivenCall {
     /// A limit, or what is left of the deadline when that comes first (and says so).
     fn limit(&mut self, now: u64, limit_ms: u64, kind: TransportKind) -> u64 {
         let left = self.deadline_ms.saturating_sub(now);
-        if left <= limit_ms {
-            self.expiry = TransportKind::Deadline;
-            left
-        } else {
-            self.expiry = kind;
-            limit_ms
-        }
-    }
-
-    fn last_within(&self, now: u64) -> u64 {
-        now.saturating_sub(self.attempt_at)
+        let (within, expiry) = if left <= limit_ms { (left, TransportKind::Deadline) } else { (limit_ms, kind) };
+        self.expiry = expiry;
+        self.within_ms = within;
+        within
     }
 
     fn read(&mut self, engine: &Engine, now: u64, deliver: Vec<u8>) -> Step {
@@ -455,54 +455,61 @@ impl DrivenCall {
         }
     }
 
-    fn fail_committed(&mut self, engine: &mut Engine, failure: Failure, mut deliver: Vec<u8>, now: u64, env: &mut dyn Env) -> Step {
+    /// A committed answer failed: the failure is recorded like its HTTP equivalent; the answer
+    /// goes on from a continuation on the same route when that may resume and is still usable
+    /// (it has just shown it answers), else it ends with an error event in its own format.
+    fn fail_committed(&mut self, engine: &mut Engine, failure: Failure, deliver: Vec<u8>, now: u64, env: &mut dyn Env) -> Step {
         let route = self.current();
-        let format = self.answer.format;
-        let resumable = self.resumable(engine, &route, now);
-        let (classified, action) = match resumable {
-            Ok(()) => {
-                let action = engine.on_failure(&route, &failure, Some(self.progress.clone()), env);
-                (action.classified.clone(), Some(action))
-            }
-            Err(_) => (engine.record_failure_only(&route, &failure, env), None),
-        };
-        self.attempts.push(Attempt {
-            route: route.clone(),
-            at_ms: self.attempt_at,
-            outcome: failure.outcome(),
-            classified: Some(classified.clone()),
-            action: action.clone(),
+        let classified = engine.record_failure_only(&route, &failure, env);
+        let plan = self.resumable(engine, &route, now).and_then(|()| {
+            let next = engine.usable_now(route.position, now).ok_or_else(|| format!("{} is not usable now", route.label()))?;
+            let fields = engine.resume_fields(&next.provider).cloned().unwrap_or_default();
+            let request = resume::continuation(&self.request, &self.answer.text, engine.family(&next.provider), &fields)
+                .ok_or_else(|| "the request has no messages to extend".to_string())?;
+            Ok((next, request))
         });
-        let why_not = match (&resumable, &action) {
-            (Err(why), _) => why.clone(),
-            (Ok(()), Some(a)) => match a.route.as_ref().filter(|_| a.kind != ActionKind::GiveUp) {
-                Some(next) if engine.resume_fields(&next.provider).is_some() => {
-                    let fields = engine.resume_fields(&next.provider).cloned().unwrap_or_default();
-                    match resume::continuation(&self.request, &self.answer.text, engine.family(&next.provider), &fields) {
-                        Some(request) => {
-                            let message = format!(
-                                "the answer from {} failed after {} bytes ({}); resuming on {} from the {} characters so far",
-                                route.label(), self.answer.delivered, classified.message, next.label(), self.answer.text.chars().count()
-                            );
-                            env.emit(Event { kind: EventKind::StreamResumed, at_ms: now, route: Some(next.clone()), rule: "stream.resume".into(), message });
-                            self.sending = request;
-                            self.answer.resuming = true;
-                            return self.follow(engine, a.clone(), deliver, now);
-                        }
-                        None => "the request has no messages to extend".to_string(),
-                    }
-                }
-                Some(next) => format!("{} cannot continue a partial answer (no `resume` in its config)", next.provider),
-                None => a.why.clone(),
-            },
-            (Ok(()), None) => String::new(),
+        self.progress.attempts = self.progress.attempts.saturating_add(1);
+        let (next, request) = match plan {
+            Ok(p) => p,
+            Err(why_not) => {
+                self.attempts.push(Attempt { route: route.clone(), at_ms: self.attempt_at, outcome: failure.outcome(), classified: Some(classified.clone()), action: None });
+                return self.end_in_band(engine, &route, &classified, &why_not, deliver, env);
+            }
         };
+        let why = format!(
+            "the answer from {} failed after {} bytes ({}); resuming on {} with credential {} from the {} characters so far",
+            route.label(), self.answer.delivered, classified.message, next.label(), next.credential, self.answer.text.chars().count()
+        );
+        let action = Action {
+            kind: ActionKind::Retry,
+            route: Some(next.clone()),
+            delay_ms: 0,
+            fresh_connection: true,
+            classified: classified.clone(),
+            progress: self.progress.clone(),
+            rule: "stream.resume".into(),
+            why: why.clone(),
+            error: None,
+        };
+        self.attempts.push(Attempt { route, at_ms: self.attempt_at, outcome: failure.outcome(), classified: Some(classified), action: Some(action) });
+        env.emit(Event { kind: EventKind::StreamResumed, at_ms: now, route: Some(next.clone()), rule: "stream.resume".into(), message: why.clone() });
+        self.sending = request;
+        self.answer.resuming = true;
+        self.answer.resumes += 1;
+        self.route = Some(next);
+        self.fresh = true;
+        self.send(engine, now, deliver, "stream.resume", why)
+    }
+
+    /// Ends a committed answer with an error event the caller's SDK raises.
+    fn end_in_band(&mut self, engine: &Engine, route: &Route, classified: &Classified, why_not: &str, mut deliver: Vec<u8>, env: &mut dyn Env) -> Step {
+        let now = env.now_ms();
         let message = format!(
             "The answer from {} broke off after {} bytes ({}); it is incomplete and was not resumed: {why_not}.",
             route.label(), self.answer.delivered, classified.message
         );
-        deliver.extend(resume::error_event(format.unwrap_or(Format::Generic), classified.reason, &message));
-        env.emit(Event { kind: EventKind::StreamFailed, at_ms: now, route: Some(route), rule: "stream.failed".into(), message: message.clone() });
+        deliver.extend(resume::error_event(self.answer.format.unwrap_or(Format::Generic), classified.reason, &message));
+        env.emit(Event { kind: EventKind::StreamFailed, at_ms: now, route: Some(route.clone()), rule: "stream.failed".into(), message: message.clone() });
         let error = FinalError { reason: classified.reason, message, retry_at_ms: None, providers: engine.statuses(now) };
         self.give_up(error, deliver, "stream.failed", "a committed answer failed and could not be resumed".into())
     }
@@ -522,6 +529,13 @@ impl DrivenCall {
         }
         if now >= self.deadline_ms {
             return Err(format!("the call's deadline of {} passed", timefmt::duration(self.deadline_len_ms)));
+        }
+        if self.answer.resumes >= MAX_RESUMES {
+            return Err(format!("it was resumed {MAX_RESUMES} times already"));
+        }
+        let max = engine.config().retry.max_attempts;
+        if self.progress.attempts >= max {
+            return Err(format!("{max} attempts made, the call's limit (retry.max_attempts)"));
         }
         Ok(())
     }

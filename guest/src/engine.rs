@@ -214,6 +214,11 @@ impl Engine {
         self.config.provider(provider).and_then(|p| p.resume.as_ref()).map(|r| &r.message_fields)
     }
 
+    /// A usable route at `position` now (its circuit closed, a key available), if any.
+    pub fn usable_now(&self, position: u32, now: u64) -> Option<Route> {
+        self.chain(now).usable(position, None)
+    }
+
     /// Every route's state, for a final error.
     pub fn statuses(&self, now: u64) -> Vec<ProviderStatus> {
         self.chain(now).statuses()

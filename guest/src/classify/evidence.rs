@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use super::framing::{self, Framed};
 use super::json::Json;
 use super::phrases::{self, Mask};
 use super::BODY_PREFIX;
@@ -44,26 +45,37 @@ impl<'a> Evidence<'a> {
         let text = if raw.is_ascii() { raw.to_ascii_lowercase() } else { raw.to_lowercase() };
         let found = phrases::scan(text.as_bytes());
         let html = is_html(&text);
-        let doc = match &raw {
+        let framed = match &raw {
             _ if html => None,
-            Cow::Borrowed(text) => document(text),
+            Cow::Borrowed(text) => framing::error_event(prefix, text),
             // Invalid UTF-8, decoded into a local copy: the document must own its strings.
-            Cow::Owned(text) => document(text).map(Json::into_owned),
+            Cow::Owned(text) => framing::error_event(prefix, text).map(Framed::into_owned),
+        };
+        let (hint, named) = framed.as_ref().map_or((None, None), |f| (f.status, f.code.clone()));
+        let doc = match (framed, &raw) {
+            (Some(f), _) => Some(f.doc),
+            (None, _) if html => None,
+            (None, Cow::Borrowed(text)) => document(text),
+            (None, Cow::Owned(text)) => document(text).map(Json::into_owned),
         };
         let mut codes = doc.as_ref().map(codes_of).unwrap_or_default();
-        if let Some(t) = response.header("x-amzn-errortype") {
-            codes.push(aws_code(t));
+        codes.extend(named.as_deref().map(|c| Cow::Owned(aws_code(c).into_owned())));
+        // Providers that name the error type in a header: AWS (`x-amzn-ErrorType:
+        // ThrottlingException:...`), Azure (`x-ms-error-code: QuotaExceeded`).
+        for name in ["x-amzn-errortype", "x-ms-error-code"] {
+            codes.extend(response.header(name).map(aws_code));
         }
         let message = match &doc {
             Some(d) => message_of(d).or_else(|| first_line(&raw).map(Cow::Owned)),
             None if html => html_title(&raw).map(Cow::Owned),
             None => first_line(&raw).map(Cow::Owned),
         };
-        let error_doc = doc.as_ref().filter(|d| error_object(d).is_some());
-        let in_band = response.status < 400 && error_doc.is_some();
-        let status = match error_doc {
-            Some(d) if in_band => status_of_error(d, &codes),
-            _ => response.status,
+        // A framing's error is one whatever its document looks like.
+        let is_error = named.is_some() || hint.is_some() || doc.as_ref().is_some_and(|d| error_object(d).is_some());
+        let in_band = response.status < 400 && is_error;
+        let status = match in_band {
+            true => hint.unwrap_or_else(|| status_of_error(doc.as_ref().unwrap_or(&Json::Null), &codes)),
+            false => response.status,
         };
         Evidence { response, status, text, found, doc, codes, message, html, in_band }
     }
@@ -98,13 +110,15 @@ impl<'a> Evidence<'a> {
 }
 
 /// Whether `response` is an answer: a 2xx that carries no error in its body, neither an error
-/// event in an event stream nor an error document (what `Evidence::in_band` finds). Every such
-/// document holds the bytes `error` (the `error` key, `event: error`, `"type": "error"`), so a
-/// plain answer costs one search for them and is never parsed.
+/// event in an event stream nor an error document (what `Evidence::in_band` finds). Nearly
+/// every such document holds the bytes `error` (the `error` key, `event: error`, `"type":
+/// "error"`, `error_code`); MiniMax's `base_resp` and AWS's `:exception-type` do not. So a plain
+/// answer costs a search for these bytes and is never parsed.
 pub fn succeeded(response: &HttpResponse) -> bool {
+    const MARKS: [&[u8]; 3] = [b"error", b"base_resp", b":exception-type"];
     let prefix = &response.body[..response.body.len().min(BODY_PREFIX)];
     (200..300).contains(&response.status)
-        && (memchr::memmem::find(prefix, b"error").is_none() || !Evidence::read(response).in_band)
+        && (!MARKS.iter().any(|m| memchr::memmem::find(prefix, m).is_some()) || !Evidence::read(response).in_band)
 }
 
 /// Whitespace collapsed, cut to `MESSAGE_MAX` characters on a character boundary.
@@ -151,7 +165,7 @@ fn tidy(s: &str) -> bool {
 
 /// serde_json's recursion limit (128) turns hostile nesting into an error, never a stack
 /// overflow; a truncated prefix is simply not JSON and falls back to the text signals.
-fn parse(raw: &str) -> Option<Json<'_>> {
+pub(super) fn parse(raw: &str) -> Option<Json<'_>> {
     let trimmed = raw.trim_start();
     if !trimmed.starts_with('{') && !trimmed.starts_with('[') {
         return None;
@@ -159,12 +173,14 @@ fn parse(raw: &str) -> Option<Json<'_>> {
     Json::parse(trimmed)
 }
 
-/// The error document: a stream's error event or the body's JSON (first element of an array).
+/// The error document: the body's JSON (first element of an array), or the error line of
+/// newline-delimited JSON.
 fn document(raw: &str) -> Option<Json<'_>> {
-    stream_error(raw).or_else(|| parse(raw)).map(|d| match d {
-        Json::Array(mut items) if !items.is_empty() => items.swap_remove(0),
-        other => other,
-    })
+    match parse(raw) {
+        Some(Json::Array(mut items)) if !items.is_empty() => Some(items.swap_remove(0)),
+        Some(doc) => Some(doc),
+        None => framing::ndjson_error(raw),
+    }
 }
 
 fn is_html(text: &str) -> bool {
@@ -172,38 +188,17 @@ fn is_html(text: &str) -> bool {
     t.starts_with('<') && (t.contains("<html") || t.contains("<!doctype html") || t.contains("<body"))
 }
 
-/// The data of the first error event in a server-sent event stream: `event: error` (Anthropic)
-/// or any `data:` JSON carrying an `error` object (OpenAI, OpenRouter mid-stream errors).
-fn stream_error(raw: &str) -> Option<Json<'_>> {
-    let t = raw.trim_start();
-    if !(t.starts_with("event:") || t.starts_with("data:") || t.starts_with(':')) {
-        return None;
-    }
-    let mut event = "";
-    for line in t.lines() {
-        let line = line.trim_end_matches('\r');
-        if let Some(name) = line.strip_prefix("event:") {
-            event = name.trim();
-        } else if let Some(data) = line.strip_prefix("data:") {
-            let parsed = parse(data.trim());
-            if let Some(v) = parsed.filter(|v| event == "error" || error_object(v).is_some()) {
-                return Some(v);
-            }
-        } else if line.is_empty() {
-            event = "";
-        }
-    }
-    None
-}
-
 /// The object describing the error: `error` when it is an object, else the document itself
-/// when it looks like an error (Bedrock and DashScope put `message`/`code` at the top level).
-fn error_object<'d, 'a>(doc: &'d Json<'a>) -> Option<&'d Json<'a>> {
+/// when it looks like an error (Bedrock and DashScope put `message`/`code` at the top level;
+/// MiniMax answers `base_resp` with a non-zero `status_code`, Baidu `error_code`).
+pub(super) fn error_object<'d, 'a>(doc: &'d Json<'a>) -> Option<&'d Json<'a>> {
+    let failed_base = doc.at(&["base_resp", "status_code"]).and_then(Json::as_u64).is_some_and(|c| c != 0);
     match doc.get("error") {
         Some(e @ Json::Object(_)) => Some(e),
         Some(Json::String(_)) => Some(doc),
         _ if doc.get("type").and_then(Json::as_str) == Some("error") => Some(doc),
         _ if doc.get("object").and_then(Json::as_str) == Some("error") => Some(doc),
+        _ if failed_base || doc.get("error_code").is_some_and(|c| !c.is_null()) => Some(doc),
         _ => None,
     }
 }
@@ -224,6 +219,8 @@ fn codes_of<'a>(doc: &Json<'a>) -> Vec<Cow<'a, str>> {
         push(doc.get(key));
     }
     push(e.and_then(|e| e.at(&["innererror", "code"])));
+    push(doc.at(&["base_resp", "status_code"]));
+    push(doc.get("error_code"));
     // Gemini: ErrorInfo reasons; 200 responses: why generation stopped.
     if let Some(Json::Array(details)) = e.and_then(|e| e.get("details")) {
         details.iter().for_each(|d| push(d.get("reason")));
@@ -253,7 +250,8 @@ fn aws_code(raw: &str) -> Cow<'_, str> {
     }
 }
 
-/// The provider's sentence: `error.message`, `error` (a string), `message`, `Message`, `detail`;
+/// The provider's sentence: `error.message`, `error` (a string), `message`, `Message`, `detail`,
+/// `base_resp.status_msg` (MiniMax), `error_msg` (Baidu);
 /// OpenRouter's "Provider returned error" gets the upstream's words appended.
 fn message_of<'a>(doc: &Json<'a>) -> Option<Cow<'a, str>> {
     let e = doc.get("error");
@@ -263,6 +261,8 @@ fn message_of<'a>(doc: &Json<'a>) -> Option<Cow<'a, str>> {
         doc.get("message"),
         doc.get("Message"),
         doc.get("detail"),
+        doc.at(&["base_resp", "status_msg"]),
+        doc.get("error_msg"),
     ]
     .into_iter()
     .flatten()
@@ -280,20 +280,38 @@ fn message_of<'a>(doc: &Json<'a>) -> Option<Cow<'a, str>> {
     Some(text).filter(|m| !m.is_empty())
 }
 
-/// What an error inside a 2xx body stands for: the type's usual status, else a numeric
-/// `error.code`, else a failed generation (500).
+/// What an error inside a 2xx body stands for: the status its type names (by the words error
+/// types are built from, so `rate_limit_reached_error`, `ThrottlingException` and
+/// `engine_overloaded_error` need no entry of their own), else a numeric `error.code`, else a
+/// failed generation (500).
 fn status_of_error(doc: &Json, codes: &[Cow<str>]) -> u16 {
     const BY_TYPE: &[(&str, u16)] = &[
-        ("overloaded_error", 529),
-        ("rate_limit_error", 429),
-        ("rate_limit_exceeded", 429),
-        ("api_error", 500),
-        ("server_error", 500),
-        ("invalid_request_error", 400),
-        ("authentication_error", 401),
-        ("permission_error", 403),
-        ("not_found_error", 404),
-        ("request_too_large", 413),
+        ("overload", 529),
+        ("rate_limit", 429),
+        ("ratelimit", 429),
+        ("throttl", 429),
+        ("too_many_requests", 429),
+        ("toomanyrequests", 429),
+        ("quota", 429),
+        ("usage_limit", 429),
+        ("balance", 402),
+        ("billing", 402),
+        ("payment", 402),
+        ("authentication", 401),
+        ("unauthorized", 401),
+        ("invalid_api_key", 401),
+        ("permission", 403),
+        ("accessdenied", 403),
+        ("not_found", 404),
+        ("notfound", 404),
+        ("too_large", 413),
+        ("context_length", 400),
+        ("invalid_request", 400),
+        ("invalid_prompt", 400),
+        ("validation", 400),
+        ("content_filter", 400),
+        ("unavailable", 503),
+        ("timeout", 504),
     ];
     let numeric = doc
         .at(&["error", "code"])
@@ -302,7 +320,7 @@ fn status_of_error(doc: &Json, codes: &[Cow<str>]) -> u16 {
         .filter(|c| (400..600).contains(c));
     BY_TYPE
         .iter()
-        .find(|(t, _)| codes.iter().any(|c| c == t))
+        .find(|(t, _)| codes.iter().any(|c| c.contains(t)))
         .map(|(_, s)| *s)
         .or(numeric)
         .unwrap_or(500)

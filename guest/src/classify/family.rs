@@ -13,6 +13,9 @@ pub enum Family {
     OpenRouter,
     DeepSeek,
     DashScope,
+    /// Zhipu AI (bigmodel.cn) and Z.ai, GLM models and the GLM Coding Plan.
+    Zhipu,
+    MiniMax,
     Mistral,
     Groq,
     Together,
@@ -33,6 +36,8 @@ const NAMES: &[(&str, Family)] = &[
     ("openrouter", Family::OpenRouter),
     ("deepseek", Family::DeepSeek),
     ("dashscope", Family::DashScope),
+    ("zhipu", Family::Zhipu),
+    ("minimax", Family::MiniMax),
     ("mistral", Family::Mistral),
     ("groq", Family::Groq),
     ("together", Family::Together),
@@ -42,10 +47,18 @@ const NAMES: &[(&str, Family)] = &[
     ("generic", Family::Generic),
 ];
 
-/// Substrings of provider names that identify a family when the config names none.
+/// Substrings of provider names that identify a family when the config names none. Gateways
+/// come first, then the providers whose Anthropic- or OpenAI-compatible endpoints carry another
+/// family's name (`minimax-anthropic`).
 const HINTS: &[(&str, Family)] = &[
     ("azure", Family::AzureOpenAi),
     ("openrouter", Family::OpenRouter),
+    ("zhipu", Family::Zhipu),
+    ("bigmodel", Family::Zhipu),
+    ("glm", Family::Zhipu),
+    ("z.ai", Family::Zhipu),
+    ("zai", Family::Zhipu),
+    ("minimax", Family::MiniMax),
     ("openai", Family::OpenAi),
     ("anthropic", Family::Anthropic),
     ("claude", Family::Anthropic),

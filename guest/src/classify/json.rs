@@ -35,6 +35,17 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// The value of `key` in an object (its last value when repeated), moved out.
+    pub fn take(self, key: &str) -> Option<Json<'a>> {
+        match self {
+            Json::Object(mut entries) => {
+                let i = entries.iter().rposition(|(k, _)| k == key)?;
+                Some(entries.swap_remove(i).1)
+            }
+            _ => None,
+        }
+    }
+
     /// `Value::pointer` without its per-call parsing: keys are plain, a numeric key also
     /// indexes an array.
     pub fn at(&self, path: &[&str]) -> Option<&Json<'a>> {
@@ -75,6 +86,13 @@ impl<'a> Json<'a> {
     pub fn as_u64(&self) -> Option<u64> {
         match self {
             Json::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Json::Number(n) => n.as_f64(),
             _ => None,
         }
     }

@@ -6,15 +6,21 @@
 //! - `succeeded(&HttpResponse)`: a 2xx whose body is not an error (a stream's error event).
 //!
 //! Where to look: `generic.rs` (what a bare status means), `families/<family>.rs` (what a
-//! provider means by its statuses and codes), `signals.rs` (codes and phrases shared by all
-//! providers), `retry_after.rs` (how long to wait), `evidence.rs` (reading the body once).
-//! Order of evaluation: proxy HTML pages → family → signals → generic status.
+//! provider means by its statuses and codes), `limits.rs` (billing and usage windows, shared by
+//! all providers), `signals.rs` (the other codes and phrases shared by all providers),
+//! `retry_after.rs` (how long to wait), `evidence.rs` (reading the body once) and `framing.rs`
+//! (errors inside event streams and other framings).
+//! Order of evaluation: proxy HTML pages → billing and usage windows → family → signals →
+//! generic status.
 
+mod clock;
 mod evidence;
 mod families;
+mod framing;
 mod family;
 mod generic;
 mod json;
+mod limits;
 mod phrases;
 mod retry_after;
 mod signals;
@@ -47,12 +53,19 @@ pub fn classify(family: Family, failure: &Failure) -> Classified {
             let Hit { reason, rule } = if ev.html {
                 generic::proxy_page(&ev)
             } else {
-                families::refine(family, &ev)
+                limits::decisive(&ev)
+                    .or_else(|| families::refine(family, &ev))
                     .or_else(|| signals::classify(&ev))
                     .unwrap_or_else(|| generic::status(&ev))
             };
-            let limited = matches!(reason, Reason::RateLimit | Reason::QuotaExhausted);
-            let wait = retry_after::explicit(&ev).or_else(|| limited.then(|| retry_after::reset(&ev)).flatten());
+            let explicit = retry_after::explicit(&ev);
+            let reset = || retry_after::reset(&ev, families::local_offset(family));
+            let wait = match reason {
+                // A used-up window rests until it resets, even when a shorter retry-after comes along.
+                Reason::QuotaExhausted => explicit.max(reset()),
+                Reason::RateLimit => explicit.or_else(reset),
+                _ => explicit,
+            };
             verdict(reason, wait, rule, ev.summary())
         }
     }

@@ -8,10 +8,10 @@
 
 use std::cmp::Ordering;
 
-use super::{families, retry_after, signals};
+use super::{families, limits, retry_after, signals};
 
 /// Every phrase list a rule searches the body for, by module.
-const LISTS: &[&[&[&str]]] = &[signals::PHRASES, families::PHRASES, retry_after::PHRASES];
+const LISTS: &[&[&[&str]]] = &[signals::PHRASES, limits::PHRASES, families::PHRASES, retry_after::PHRASES];
 
 const MAX: usize = 256;
 const WORDS: usize = MAX / 64;

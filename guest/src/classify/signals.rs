@@ -1,9 +1,12 @@
 //! Body and header signals shared by all providers: OpenAI-style error codes (which most
-//! OpenAI-compatible hosts copy) and phrases that mean the same thing wherever they appear.
-//! They run after the family rules and before the generic status rules; each is guarded by the
-//! statuses it can apply to, so a phrase in an unrelated error cannot misfire.
+//! OpenAI-compatible hosts copy) and phrases that mean the same thing wherever they appear, in
+//! the languages providers answer in. They run after the family rules and before the generic
+//! status rules (billing and usage windows, in `limits.rs`, run before the family rules); each
+//! is guarded by the statuses it can apply to, so a phrase in an unrelated error cannot misfire.
+//! An error inside a 2xx (`Evidence::in_band`) passes the guards of the status its type names.
 
 use super::evidence::Evidence;
+use super::limits;
 use super::phrases::phrases;
 use super::Hit;
 use crate::types::Reason;
@@ -13,29 +16,25 @@ pub const PHRASES: &[&[&str]] = &[
     CONTENT_FILTER,
     CONTEXT_OVERFLOW,
     KEY_INVALID,
-    BILLING,
-    PERIOD_QUOTA,
     OVERLOADED,
     RATE_LIMIT,
-    QUOTA,
     MODEL_NOT_FOUND,
     MODEL,
     MODEL_MISSING,
     TIMEOUT,
 ];
 
-/// First match wins; the order settles overlaps (a per-day limit mentioning "rate limit" is a
-/// quota; an overflow message mentioning `max_tokens` is an overflow).
+/// First match wins; the order settles overlaps (an overflow message mentioning `max_tokens`
+/// is an overflow; high traffic on a 429 is capacity, not the key's limit).
 pub fn classify(ev: &Evidence) -> Option<Hit> {
-    let signals: [fn(&Evidence) -> Option<Hit>; 10] = [
+    let signals: [fn(&Evidence) -> Option<Hit>; 9] = [
         content_filter,
         context_overflow,
         auth_permanent,
-        billing,
-        period_quota,
+        limits::quota_codes,
         overloaded,
         rate_limit,
-        quota,
+        limits::quota,
         model_not_found,
         timeout,
     ];
@@ -50,16 +49,30 @@ fn client(ev: &Evidence) -> bool {
     (400..500).contains(&ev.status)
 }
 
+/// Codes that contain any of these words (`RateLimitExceeded.EndpointRPMExceeded`,
+/// `engine_overloaded_error`, `OutputTextSensitiveContentDetected`).
+fn code_word(ev: &Evidence, words: &[&str]) -> bool {
+    ev.codes.iter().any(|c| words.iter().any(|w| c.contains(w)))
+}
+
 const CONTENT_FILTER: &[&str] = &[
     "content management policy",
     "flagged as potentially violating",
     "violating our usage policy",
     "inappropriate content",
     "content filtering policies",
+    "sensitive information",          // Volcengine
+    "sensitive content",
+    "new_sensitive",                  // MiniMax 1026/1027 ("input new_sensitive")
+    "high risk",                      // Moonshot
+    "content exists risk",            // DeepSeek
+    "敏感",                           // sensitive (Zhipu 1301, Hunyuan, DashScope)
+    "不安全",                         // unsafe
 ];
 
-/// OpenAI/Azure `content_filter`, Azure's Responsible AI policy, OpenAI moderation, DashScope's
-/// data inspection, a Gemini block reason or a `content_filter` finish reason in a 200 body.
+/// OpenAI/Azure `content_filter`, Azure's Responsible AI policy, OpenAI moderation and the
+/// Responses API's `invalid_prompt`, DashScope's data inspection, a Gemini block reason or a
+/// `content_filter` finish reason in a 200 body, sensitive-content refusals in English and Chinese.
 fn content_filter(ev: &Evidence) -> Option<Hit> {
     const CODES: &[&str] = &[
         "content_filter",
@@ -67,11 +80,12 @@ fn content_filter(ev: &Evidence) -> Option<Hit> {
         "responsibleaipolicyviolation",
         "datainspectionfailed",
         "data_inspection_failed",
+        "invalid_prompt",
     ];
-    if ev.status >= 500 {
+    if ev.status >= 500 && !ev.in_band {
         return None;
     }
-    if ev.code(CODES) || ev.has(phrases!(CONTENT_FILTER)) {
+    if ev.code(CODES) || code_word(ev, &["sensitive"]) || ev.has(phrases!(CONTENT_FILTER)) {
         return hit(Reason::ContentFilter, "body.content-filter");
     }
     None
@@ -101,6 +115,17 @@ const CONTEXT_OVERFLOW: &[&str] = &[
     "`inputs` must have less than",   // TGI
     "reduce the length of the messages",
     "too large for model with",       // Mistral
+    "context window",                 // OpenAI Responses, DeepInfra
+    "exceed context",
+    "maximum context",
+    "model token limit",              // Moonshot
+    "larger context length",          // LM Studio
+    "greater than the context length", // LM Studio
+    "size limit exceeded by",         // Cohere
+    "max_seq_len",                    // SiliconFlow
+    "max length of current question", // Baidu Qianfan
+    "超长",                           // too long (Zhipu 1261 "Prompt 超长")
+    "上下文长度",                     // context length
 ];
 
 /// The prompt does not fit the context window. A `max_tokens` complaint alone is not an
@@ -113,7 +138,8 @@ fn context_overflow(ev: &Evidence) -> Option<Hit> {
         "context_window_exceeded",
         "model_context_window_exceeded",
     ];
-    if !(client(ev) || ev.status == 500) {
+    // Not a 429: a token count there is a per-minute token limit (Groq, Cerebras).
+    if !((client(ev) && ev.status != 429) || ev.status == 500 || ev.in_band) {
         return None;
     }
     if ev.code(CODES) || ev.has(phrases!(CONTEXT_OVERFLOW)) {
@@ -149,71 +175,12 @@ fn auth_permanent(ev: &Evidence) -> Option<Hit> {
     None
 }
 
-const BILLING: &[&str] = &[
-    "exceeded your current quota, please check your plan and billing",
-    "credit balance is too low",
-    "insufficient balance",
-    "insufficient credits",
-    "requires more credits",
-    "out of credits",
-    "spend limit",
-    "spending limit",
-    "specified api usage limits",
-    "not in good standing",
-    "billing hard limit",
-    "payment required",
-];
-
-/// Out of credit or over a spend limit: waiting seconds will not help, paying will.
-fn billing(ev: &Evidence) -> Option<Hit> {
-    const CODES: &[&str] = &[
-        "insufficient_quota",
-        "billing_hard_limit_reached",
-        "billing_not_active",
-        "credit_balance_exhausted",
-        "organization_spend_limit_exceeded",
-        "project_spend_limit_exceeded",
-        "organization_usage_limit_exceeded",
-        "arrearage",
-        "billing_error",
-        "payment_required",
-    ];
-    if !client(ev) {
-        return None;
-    }
-    if ev.code(CODES) || ev.has(phrases!(BILLING)) {
-        return hit(Reason::Billing, "body.billing");
-    }
-    None
-}
-
-const PERIOD_QUOTA: &[&str] = &[
-    "per day",
-    "perday",
-    "per_day",
-    "per-day",
-    "(tpd)",
-    "(rpd)",
-    "daily",
-    "per week",
-    "weekly",
-    "per month",
-    "monthly",
-    "quota will reset",
-    "usage allocated quota exceeded",
-    "free allocated quota exceeded",
-];
-
-/// Per day, week or month: a cooldown until the reset, even when it comes as an ordinary 429.
-fn period_quota(ev: &Evidence) -> Option<Hit> {
-    if ev.status == 429 && ev.has(phrases!(PERIOD_QUOTA)) {
-        return hit(Reason::QuotaExhausted, "body.quota-period");
-    }
-    None
-}
-
 const OVERLOADED: &[&str] = &[
-    "overloaded",
+    "overload",                       // "overloaded", Volcengine "server overload"
+    "high traffic",                   // Cerebras, DeepSeek
+    "high load",                      // MiniMax
+    "繁忙",                           // busy
+    "访问量过大",                     // too much traffic (Zhipu 1312)
     "over capacity",
     "at capacity",
     "capacity exceeded",
@@ -227,13 +194,14 @@ const OVERLOADED: &[&str] = &[
 
 /// The provider is out of capacity for everyone, whatever the status it uses to say so
 /// (OpenAI's old 429 "currently overloaded", Mistral's 429 "service tier capacity exceeded",
-/// Gemini's 429 `MODEL_CAPACITY_EXHAUSTED`, Ollama's 503 "server busy").
+/// Gemini's 429 `MODEL_CAPACITY_EXHAUSTED`, Ollama's 503 "server busy", Cerebras's 429
+/// `queue_exceeded`, Moonshot's `engine_overloaded_error`).
 fn overloaded(ev: &Evidence) -> Option<Hit> {
-    const CODES: &[&str] = &["overloaded_error", "model_capacity_exhausted", "capacity_exceeded"];
+    const CODES: &[&str] = &["model_capacity_exhausted", "capacity_exceeded", "queue_exceeded"];
     if !matches!(ev.status, 429 | 500..=599) {
         return None;
     }
-    if ev.code(CODES) || ev.has(phrases!(OVERLOADED)) {
+    if ev.code(CODES) || code_word(ev, &["overload"]) || ev.has(phrases!(OVERLOADED)) {
         return hit(Reason::Overloaded, "body.overloaded");
     }
     None
@@ -250,6 +218,12 @@ const RATE_LIMIT: &[&str] = &[
     "rate-limit",
     "too many requests",
     "throttl",
+    "concurrency",                    // Zhipu 1302, W&B
+    "rpm limit",                      // SiliconFlow
+    "tpm limit",
+    "qps",                            // Baidu Qianfan
+    "并发",                           // concurrency
+    "频率",                           // frequency (Zhipu 1303, MiniMax 1002)
 ];
 
 /// A per-minute or per-second limit, or plain throttling, also when a provider sends it as
@@ -267,18 +241,9 @@ fn rate_limit(ev: &Evidence) -> Option<Hit> {
     if !matches!(ev.status, 400 | 403 | 429) {
         return None;
     }
-    if ev.code(CODES) || ev.has(phrases!(RATE_LIMIT)) {
+    let named = code_word(ev, &["ratelimit", "rate_limit", "toomanyrequests", "too_many_requests"]);
+    if ev.code(CODES) || named || ev.has(phrases!(RATE_LIMIT)) {
         return hit(Reason::RateLimit, "body.rate-limit");
-    }
-    None
-}
-
-const QUOTA: &[&str] = &["quota"];
-
-/// A 429 that names a quota and no shorter window: the quota is used up.
-fn quota(ev: &Evidence) -> Option<Hit> {
-    if ev.status == 429 && ev.has(phrases!(QUOTA)) {
-        return hit(Reason::QuotaExhausted, "body.quota");
     }
     None
 }
@@ -291,6 +256,9 @@ const MODEL_NOT_FOUND: &[&str] = &[
     "is not a valid model id",        // OpenRouter
     "model identifier is invalid",    // Bedrock
     "access to the model",            // Bedrock
+    "failed to load model",           // LM Studio
+    "no models loaded",               // LM Studio
+    "模型不存在",                     // model does not exist (Zhipu 1211)
 ];
 const MODEL: &[&str] = &["model"];
 // Only with the word "model": "not supported" is left out ("'max_tokens' is not supported

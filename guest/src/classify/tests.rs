@@ -91,10 +91,45 @@ fn retry_timing_from_headers_and_bodies() {
         ("body reset after", &[], "Your quota will reset after 8h44m7s.", Some(31_447_000)),
         ("body later", &[], "Please try again later.", None),
         ("body a few", &[], "retry after a few seconds", None),
+        ("body spaced units", &[], "Your quota resets in 3h 47m.", Some(13_620_000)),
+        ("body days and hours", &[], "Please retry after 2 days 4 hours.", Some(187_200_000)),
+        ("body ends with its string", &[], r#"{"error":{"message":"try again in 3s","x":"5 hours"}}"#, Some(3000)),
+        ("body retry_after field", &[], r#"{"error":{"message":"slow down"},"retry_after":17}"#, Some(17_000)),
+        ("codex resets_in_seconds", &[], r#"{"error":{"type":"usage_limit_reached","resets_in_seconds":60}}"#, Some(60_000)),
+        ("cerebras seconds", &[("x-ratelimit-reset-tokens-minute", "20.5"), ("x-ratelimit-remaining-tokens-minute", "0")], "", Some(20_500)),
+        (
+            "codex used-up window",
+            &[
+                ("x-codex-primary-reset-after-seconds", "100"),
+                ("x-codex-primary-used-percent", "100"),
+                ("x-codex-secondary-reset-after-seconds", "9000"),
+                ("x-codex-secondary-used-percent", "40"),
+            ],
+            "",
+            Some(100_000),
+        ),
+        ("anthropic unified", &[("anthropic-ratelimit-unified-status", "rejected"), ("anthropic-ratelimit-unified-reset", "1795532460"), ("date", DATE)], "", Some(60_000)),
+        ("ietf ratelimit-reset", &[("RateLimit-Reset", "30")], "", Some(30_000)),
+        ("written reset, utc", &[("date", DATE)], "Limit resets at 2026-11-24T16:00:00Z.", Some(3_600_000)),
+        ("written reset, no zone: utc for unknown providers", &[("date", DATE)], "Your limit will reset at 2026-11-24 16:00:00", Some(3_600_000)),
+        ("written reset without date", &[], "Resets at 2026-11-24T16:00:00Z", None),
     ];
     for (name, headers, body, want) in cases {
         let got = classify(Family::Generic, &http(429, headers, body.as_bytes()));
         assert_eq!(got.retry_after_ms, *want, "{name}: {got:?}");
+    }
+}
+
+#[test]
+fn a_reset_without_zone_is_in_the_providers_clock_and_a_window_waits_for_it() {
+    let body = r#"{"error":{"code":"1308","message":"Usage limit reached for 5 hour. Your limit will reset at 2026-11-25 00:00:00"}}"#;
+    // (family, extra retry-after, wait): Zhipu means China Standard Time (16:00 UTC), others UTC.
+    let cases = [(Family::Zhipu, None, 3_600_000), (Family::Generic, None, 32_400_000), (Family::Zhipu, Some("60"), 3_600_000)];
+    for (family, retry_after, want) in cases {
+        let mut headers = vec![("date", DATE)];
+        headers.extend(retry_after.map(|v| ("retry-after", v)));
+        let got = classify(family, &http(429, &headers, body.as_bytes()));
+        assert_eq!((got.reason, got.retry_after_ms), (Reason::QuotaExhausted, Some(want)), "{family:?} {retry_after:?}");
     }
 }
 
@@ -143,7 +178,7 @@ fn message_is_status_and_provider_words() {
     let body = br#"{"error":{"message":"usage allocated quota exceeded.","type":"x","code":"y"},"request_id":"r"}"#;
     let got = classify(Family::DashScope, &http(429, &[], body));
     assert_eq!(got.message, "429 usage allocated quota exceeded.");
-    assert_eq!(got.rule, "dashscope.429-quota");
+    assert_eq!(got.rule, "body.usage-window");
     let html = classify(Family::Generic, &http(504, &[], b"<html><head><title>504 Gateway Time-out</title></head><body></body></html>"));
     assert_eq!((html.reason, html.message.as_str()), (Reason::Timeout, "504 Gateway Time-out"));
     let long = format!(r#"{{"error":{{"message":"{}"}}}}"#, "x".repeat(5000));
@@ -195,9 +230,58 @@ fn an_error_inside_a_2xx_is_told_from_an_answer() {
         ("a 204 with no body", 204, "", true),
         ("a 429 is no answer", 429, r#"{"error":{"message":"slow down"}}"#, false),
         ("a 302 is no answer", 302, "", false),
+        ("responses api failed", 200, "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"status\":\"failed\",\"error\":{\"code\":\"server_error\",\"message\":\"x\"}}}\n\n", false),
+        ("responses api completed", 200, "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"error\":null}}\n\n", true),
+        ("dashscope error event", 200, "id:1\nevent:error\n:HTTP_STATUS/429\ndata:{\"code\":\"Throttling\",\"message\":\"x\"}\n\n", false),
+        ("ndjson error line", 200, "{\"message\":{\"content\":\"a\"},\"done\":false}\n{\"error\":\"model crashed\"}\n", false),
+        ("ndjson answer", 200, "{\"message\":{\"content\":\"a\"},\"done\":false}\n{\"message\":{\"content\":\"b\"},\"done\":true}\n", true),
+        ("minimax base_resp error", 200, r#"{"choices":null,"base_resp":{"status_code":1008,"status_msg":"insufficient balance"}}"#, false),
+        ("minimax base_resp success", 200, r#"{"choices":[{"message":{"content":"ok"}}],"base_resp":{"status_code":0,"status_msg":""}}"#, true),
+        ("baidu error_code", 200, r#"{"error_code":18,"error_msg":"Open api qps request limit reached"}"#, false),
     ];
     for (name, status, body, answer) in cases {
         let response = HttpResponse { status: *status, headers: Vec::new(), body: body.as_bytes().to_vec() };
         assert_eq!(super::succeeded(&response), *answer, "{name}");
+    }
+}
+
+/// One AWS event-stream message (CRCs left zero: they are not checked).
+fn event_stream_message(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in headers {
+        block.push(name.len() as u8);
+        block.extend_from_slice(name.as_bytes());
+        block.push(7);
+        block.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        block.extend_from_slice(value.as_bytes());
+    }
+    let total = 16 + block.len() + payload.len();
+    let mut msg = Vec::new();
+    msg.extend_from_slice(&(total as u32).to_be_bytes());
+    msg.extend_from_slice(&(block.len() as u32).to_be_bytes());
+    msg.extend_from_slice(&[0; 4]);
+    msg.extend_from_slice(&block);
+    msg.extend_from_slice(payload);
+    msg.extend_from_slice(&[0; 4]);
+    msg
+}
+
+#[test]
+fn bedrock_event_stream_exceptions() {
+    let chunk = event_stream_message(&[(":event-type", "contentBlockDelta"), (":message-type", "event")], br#"{"delta":{"text":"hi"}}"#);
+    let throttled = event_stream_message(&[(":exception-type", "throttlingException"), (":message-type", "exception")], br#"{"message":"Too many requests"}"#);
+    let with_exception = [chunk.clone(), throttled.clone()].concat();
+    // (name, body, answer, reason)
+    let cases: &[(&str, &[u8], bool, Reason)] = &[
+        ("exception after a chunk", &with_exception, false, Reason::RateLimit),
+        ("chunks only", &chunk, true, Reason::Unknown),
+        ("truncated exception", &throttled[..throttled.len() - 10], true, Reason::Unknown),
+        ("garbage length", &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b':', b'e', b'x', b'c', b'e', b'p', b't', b'i', b'o', b'n', b'-', b't', b'y', b'p', b'e'], true, Reason::Unknown),
+    ];
+    for (name, body, answer, reason) in cases {
+        let response = HttpResponse { status: 200, headers: Vec::new(), body: body.to_vec() };
+        assert_eq!(super::succeeded(&response), *answer, "{name}");
+        let got = classify(Family::Bedrock, &Failure::Http(response));
+        assert_eq!(got.reason, *reason, "{name}: {got:?}");
     }
 }

@@ -32,6 +32,7 @@ mod policy_host;
 pub mod scenario;
 mod secrets;
 pub mod store;
+pub mod stream_mock;
 pub mod timefmt;
 pub mod types;
 pub mod upstream;

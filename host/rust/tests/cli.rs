@@ -165,7 +165,7 @@ fn demo_reproduces_both_incidents_and_an_outage() {
     assert!(out.contains("the primary received 0 request(s) during tick 2"), "{out}");
     assert!(out.contains("key appears invalid or expired"), "{out}");
     assert!(out.contains("2 attempts, 0 ms of (virtual) waiting"), "{out}");
-    assert!(out.contains("[circuit-opened] route primary-gateway/big-model circuit opened for 30s"), "{out}");
+    assert!(out.contains("[circuit-opened] route primary-gateway/big-model circuit opened for 15s"), "{out}");
     assert!(out.contains("[circuit-closed] route primary-gateway/big-model circuit closed"), "{out}");
 }
 

@@ -10,8 +10,9 @@
 use super::{hit, phrases, Evidence, Hit};
 use crate::types::Reason;
 
-pub(super) const USED_UP: &[&str] =
-    &["usage allocated quota exceeded", "free allocated quota exceeded", "free tier of the model has been exhausted"];
+// "usage allocated quota exceeded" (coding plan) and "free allocated quota exceeded" are usage
+// windows, read by the shared signals before this file.
+pub(super) const USED_UP: &[&str] = &["free tier of the model has been exhausted"];
 pub(super) const TPM: &[&str] = &["quota exceeded", "exceeded your current quota", "increased too quickly"];
 pub(super) const OVERDUE: &[&str] = &["overdue"];
 pub(super) const MODEL_QUOTED: &[&str] = &["model '"];

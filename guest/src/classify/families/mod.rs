@@ -1,7 +1,8 @@
 //! Provider-specific refinements, one file per family: what a status or code means for that
-//! provider when it differs from the generic reading. They run first; `None` hands over to the
-//! shared signals and then the generic status rules. Families without a file (Mistral,
-//! Together, Fireworks, Ollama, vLLM, generic) need nothing beyond the shared signals.
+//! provider when it differs from the generic reading. They run after billing and usage windows
+//! (`limits.rs`); `None` hands over to the shared signals and then the generic status rules.
+//! Families without a file (Zhipu, Mistral, Together, Fireworks, Ollama, vLLM, generic) need
+//! nothing beyond the shared signals, Zhipu only its clock (`local_offset`).
 
 mod anthropic;
 mod azure;
@@ -10,6 +11,7 @@ mod dashscope;
 mod deepseek;
 mod gemini;
 mod groq;
+mod minimax;
 mod openai;
 mod openrouter;
 
@@ -49,12 +51,24 @@ pub fn refine(family: Family, ev: &Evidence) -> Option<Hit> {
         Family::DeepSeek => deepseek::refine(ev),
         Family::DashScope => dashscope::refine(ev),
         Family::Groq => groq::refine(ev),
-        Family::Mistral
+        Family::MiniMax => minimax::refine(ev),
+        Family::Zhipu
+        | Family::Mistral
         | Family::Together
         | Family::Fireworks
         | Family::Ollama
         | Family::Vllm
         | Family::Generic => None,
+    }
+}
+
+/// Minutes east of UTC of the clock a provider means when it writes a reset time without a
+/// zone: the Chinese providers write China Standard Time (Zhipu's "Your limit will reset at
+/// 2026-08-27 21:31:39", "您的限额将在 ... 重置"), everyone else UTC.
+pub fn local_offset(family: Family) -> i32 {
+    match family {
+        Family::Zhipu | Family::MiniMax | Family::DashScope | Family::DeepSeek => 8 * 60,
+        _ => 0,
     }
 }
 

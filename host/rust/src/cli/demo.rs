@@ -33,8 +33,9 @@ pub fn run(policy: &Policy) -> anyhow::Result<ExitCode> {
     init_time_cooldown(policy, &mock, &mut surprises)?;
     expired_key(policy, &mock, &mut surprises)?;
     outage(policy, &mock, &mut surprises)?;
+    super::demo_stream::run(policy, &mut surprises)?;
     if surprises.is_empty() {
-        println!("\nBoth incidents and the outage behaved as the policy promises.");
+        println!("\nBoth incidents, the outage and the streamed answers behaved as the policy promises.");
         Ok(ExitCode::SUCCESS)
     } else {
         println!("\nUNEXPECTED:");
@@ -220,8 +221,8 @@ fn outage(policy: &Policy, mock: &MockProvider, surprises: &mut Vec<String>) -> 
     let steps: [(&str, u64, Option<Answer>, usize, u32); 4] = [
         ("a call: backoff retries on the same key (never another key), then the circuit opens", 0, None, 3, 1),
         ("10 s later: the circuit is open, so the call goes straight to the fallback", 10_000, None, 0, 1),
-        ("the 30 s break is over: one probe; it fails, so the circuit reopens for 1 min", 20_000, None, 1, 1),
-        ("the primary has recovered; after the 1 min break the probe succeeds and closes the circuit", 60_000, Some(Answer::Ok), 1, 0),
+        ("the 15 s break is over: one probe; it fails, so the circuit reopens for 22.5 s (breaks grow 1.5x)", 10_000, None, 1, 1),
+        ("the primary has recovered; after the 22.5 s break the probe succeeds and closes the circuit", 25_000, Some(Answer::Ok), 1, 0),
     ];
     for (what, wait, answer, primary_sends, position) in steps {
         println!("-- {what}");

@@ -4,6 +4,7 @@
 mod check;
 mod classify;
 mod demo;
+mod demo_stream;
 mod mock;
 mod simulate;
 mod watch;

@@ -50,6 +50,26 @@ fn schema_of(snapshot: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// A driven call that gives up at its first step.
+pub struct DrivenCall;
+
+impl wp::GuestDrivenCall for DrivenCall {
+    fn next(&self, _: wp::CallInput) -> wp::Step {
+        wp::Step {
+            kind: wp::StepKind::GiveUp,
+            outbound: None,
+            within_ms: 0,
+            commit: None,
+            deliver: Vec::new(),
+            error: Some(final_error()),
+            attempts: Vec::new(),
+            route: None,
+            rule: "broken.give-up".into(),
+            why: final_error().message,
+        }
+    }
+}
+
 impl wp::Guest for Component {
     type Engine = Engine;
     type DrivenCall = DrivenCall;
