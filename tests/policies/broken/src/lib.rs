@@ -19,9 +19,6 @@ pub struct Engine {
     state: RefCell<String>,
 }
 
-/// A driven call that gives up at once.
-pub struct DrivenCall;
-
 fn classified() -> w::Classified {
     w::Classified {
         reason: w::Reason::Unknown,
@@ -162,23 +159,6 @@ impl wp::GuestEngine for Engine {
 
     fn check(&self) -> wp::CheckReport {
         wp::CheckReport { ok: true, findings: vec![format!("broken test policy holding {} bytes of state", self.state.borrow().len())] }
-    }
-}
-
-impl wp::GuestDrivenCall for DrivenCall {
-    fn next(&self, _: wp::CallInput) -> wp::Step {
-        wp::Step {
-            kind: wp::StepKind::GiveUp,
-            outbound: None,
-            within_ms: 0,
-            commit: None,
-            deliver: Vec::new(),
-            error: Some(final_error()),
-            attempts: Vec::new(),
-            route: None,
-            rule: "broken.give-up".into(),
-            why: final_error().message,
-        }
     }
 }
 
