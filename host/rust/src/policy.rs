@@ -156,9 +156,9 @@ impl Policy {
     }
 }
 
-/// The process's Linker (WASI and the host interface of every contract version) for the engine of `tier` (one per
-/// engine, as a Linker belongs to one): built once, as it costs about 0.1 ms, a sizeable share
-/// of loading a policy from the cache.
+/// The process's Linker (WASI and the host interface of every contract version) for the engine
+/// of `tier` (one per engine, as a Linker belongs to one): built once, as it costs about 0.1 ms,
+/// a sizeable share of loading a policy from the cache.
 fn linker(engine: &wasmtime::Engine, tier: Tier) -> Result<&'static Linker<StoreData>, Error> {
     static OPTIMISED: OnceLock<Result<Linker<StoreData>, String>> = OnceLock::new();
     static BASELINE: OnceLock<Result<Linker<StoreData>, String>> = OnceLock::new();
