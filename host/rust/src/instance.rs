@@ -8,7 +8,7 @@
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
-use crate::bindings::v0_1::failover::policy::types as v0_1;
+use crate::bindings::v0_1::failover::policy::types as types_0_1;
 use crate::bindings::v0_1::Convert;
 use crate::bindings::Exports;
 use crate::contract::Contract;
@@ -165,7 +165,7 @@ impl Instance {
                 b.failover_policy_policy().engine().call_on_failure(&mut self.store, engine.0, route, failure, progress)
             }
             Exports::V0_1(b) => {
-                let progress: Option<v0_1::CallProgress> = progress.cloned().convert();
+                let progress: Option<types_0_1::CallProgress> = progress.cloned().convert();
                 let policy = b.failover_policy_policy().engine();
                 let (route, failure) = (route.clone().convert(), failure.clone().convert());
                 policy.call_on_failure(&mut self.store, engine.0, &route, &failure, progress.as_ref()).map(Convert::convert)
