@@ -125,4 +125,15 @@ mod tests {
         let s = Secrets::from_map([("k".to_string(), "sk-secret".to_string())].into());
         assert!(!format!("{s:?}").contains("sk-secret"));
     }
+
+    /// Every host names a credential's variable the same way (`tests/hosts/secret-env-names.json`).
+    #[test]
+    fn secret_variable_names_match_the_shared_cases() {
+        let shared: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/hosts/secret-env-names.json")).expect("shared cases");
+        for case in shared["cases"].as_array().expect("cases") {
+            let (id, env) = (case["id"].as_str().expect("id"), case["env"].as_str().expect("env"));
+            assert_eq!(default_env_var(id), env, "credential id {id:?}");
+        }
+    }
 }
