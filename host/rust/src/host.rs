@@ -68,12 +68,14 @@ impl Host {
 }
 
 impl host::Host for Host {
+    /// The answer reaches the guest without the secret, even when the provider echoes it.
     fn send(&mut self, request: Outbound) -> Result<HttpResponse, TransportFailure> {
         let auth = self.secrets.get(&request.route.credential).map(|secret| Header {
             name: request.secret_header.clone(),
             value: format!("{}{secret}", request.secret_prefix),
         });
-        self.transport.send(&request, auth.as_ref())
+        let sent = self.transport.send(&request, auth.as_ref());
+        self.secrets.scrub_for(&request.route.credential).outcome(sent)
     }
 
     fn now_ms(&mut self) -> u64 {
