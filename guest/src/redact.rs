@@ -74,10 +74,14 @@ pub fn mask(text: String, auth: bool) -> String {
         } else {
             is_token
         };
-        let end = i + b[i..]
+        let mut end = i + b[i..]
             .iter()
             .position(|&c| !value_chars(c))
             .unwrap_or(b.len() - i);
+        if labelled {
+            // A full stop after a value ends the sentence: no key or token ends with one.
+            end -= b[i..end].iter().rev().take_while(|&&c| c == b'.').count();
+        }
         let token = &text[i..end];
         if is_key(token, labelled, auth) {
             let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
@@ -183,6 +187,7 @@ mod tests {
             ("header x-api-key: 'q1w2e3r4t5y6' rejected", false, "header x-api-key: '...' rejected"),
             ("{\"api_key\": \"Zm9vYmFy/YmF6+cXV4=1234\"}", false, "{\"api_key\": \"...1234\"}"),
             ("Authorization: Bearer eyJhbGciOi.eyJzdWIiOjE.sig1234", false, "Authorization: Bearer ...1234"),
+            ("Incorrect API key provided: Bearer proxy-7Hq2Wm9x-Lr4tZc8v-0001.", true, "Incorrect API key provided: Bearer ...0001."),
             // long random tokens, only in auth errors
             ("invalid token 3f9a0c2be81d4f6a9c7e5b3d1a0f2e4c", true, "invalid token ...2e4c"),
             ("invalid token 3f9a0c2be81d4f6a9c7e5b3d1a0f2e4c", false, "invalid token 3f9a0c2be81d4f6a9c7e5b3d1a0f2e4c"),
