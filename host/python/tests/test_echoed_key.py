@@ -31,7 +31,7 @@ MESSAGES = [{"role": "user", "content": "hello"}]
 
 class Echo:
     """`/openai`: a 401 naming the key; `/anthropic`: a 200 event stream whose error event names
-    it; anything else: an answer naming it. Every reply also carries it in `x-echo-key`."""
+    it; anything else: an answer naming it. Every reply also carries the header value in `x-echo-key`."""
 
     def __init__(self) -> None:
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +39,8 @@ class Echo:
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length") or 0))
-                sent = self.headers.get("authorization") or self.headers.get("x-api-key") or ""
+                header = self.headers.get("authorization") or self.headers.get("x-api-key") or ""
+                sent = header.removeprefix("Bearer ")  # the bare key: the guest cannot tell it from text
                 provider = self.path.strip("/").split("/")[0]
                 if provider == "openai":
                     status, kind = 401, "application/json"
@@ -58,7 +59,7 @@ class Echo:
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("content-type", kind)
-                self.send_header("x-echo-key", sent)
+                self.send_header("x-echo-key", header)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -146,7 +147,7 @@ def test_an_echoed_key_reaches_no_error_log_event_or_state(echo: Echo, create: A
     assert_no_key(f"the {kind} store", raw_state(store, where))
     # Still says what went wrong, with the key recognisable by its tail.
     text = "\n".join([str(error), caplog.text, *said])
-    assert "401 Incorrect API key provided: Bearer ...0001" in text, text
+    assert "401 Incorrect API key provided: ...0001" in text, text
     assert "stream error: Overloaded; retry later with ...0002" in text, text
 
 
@@ -154,7 +155,7 @@ def test_an_echoed_key_reaches_no_error_log_event_or_state(echo: Echo, create: A
 def test_an_answer_that_echoes_the_key_reaches_the_caller_without_it(echo: Echo, create: Any) -> None:
     policy = Policy.load(echo.config("ok"), secrets=SECRETS, clock=VirtualClock())
     reply = create(policy)
-    assert reply.choices[0].message.content == "you sent Bearer ...0001"
+    assert reply.choices[0].message.content == "you sent ...0001"
 
 
 @pytest.mark.parametrize("secret, data, want", [

@@ -20,8 +20,9 @@ use serde_json::json;
 const OPENAI_KEY: &str = "proxy-7Hq2Wm9x-Lr4tZc8v-0001";
 const ANTHROPIC_KEY: &str = "relay-Kp3Vd8Ns-Qy6Gh1Bw-0002";
 
-/// Echoes the `Authorization` (or `x-api-key`) value it gets: a 401 for `/openai`, a 200 event
-/// stream with an error event for `/anthropic`, an answer for `/ok`.
+/// Echoes the key it gets (from `Authorization` or `x-api-key`): a 401 for `/openai`, a 200
+/// event stream with an error event for `/anthropic`, an answer for `/ok`; and the whole header
+/// value in `x-echo-key`.
 struct Echo {
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
@@ -36,12 +37,14 @@ impl Echo {
             let server = server.clone();
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
-                    let sent = request
+                    let header = request
                         .headers()
                         .iter()
                         .find(|h| h.field.equiv("Authorization") || h.field.equiv("x-api-key"))
                         .map(|h| h.value.to_string())
                         .unwrap_or_default();
+                    // The bare key: the guest cannot tell it from text.
+                    let sent = header.trim_start_matches("Bearer ").to_string();
                     let (status, kind, body) = match request.url().split('/').nth(1).unwrap_or("") {
                         "openai" => (
                             401,
@@ -61,13 +64,13 @@ impl Echo {
                         ),
                         _ => (200, "application/json", json!({"choices": [{"message": {"content": format!("you sent {sent}")}}]}).to_string()),
                     };
-                    let header = |name: &str, value: &str| {
+                    let header_of = |name: &str, value: &str| {
                         tiny_http::Header::from_bytes(name, value).expect("header")
                     };
                     let response = tiny_http::Response::from_string(body)
                         .with_status_code(status)
-                        .with_header(header("content-type", kind))
-                        .with_header(header("x-echo-key", &sent));
+                        .with_header(header_of("content-type", kind))
+                        .with_header(header_of("x-echo-key", &header));
                     let _ = request.respond(response);
                 }
             })
@@ -226,7 +229,7 @@ fn an_echoed_key_reaches_no_error_event_snapshot_or_store() -> Result<()> {
     // Still says what went wrong, and which key by its tail.
     let said = said.join("\n");
     for what in [
-        "401 Incorrect API key provided: Bearer ...0001",
+        "401 Incorrect API key provided: ...0001",
         "stream error: Overloaded; retry later with ...0002",
     ] {
         assert!(said.contains(what), "no {what:?} in:\n{said}");
@@ -247,7 +250,7 @@ fn an_answer_that_echoes_the_key_reaches_the_caller_without_it() -> Result<()> {
     };
     let body = String::from_utf8_lossy(&answer.response.body);
     assert_no_key("the answer", &body);
-    assert!(body.contains("you sent Bearer ...0001"), "{body}");
+    assert!(body.contains("you sent ...0001"), "{body}");
     for h in &answer.response.headers {
         assert_no_key("a header", &h.value);
     }
