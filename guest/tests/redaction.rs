@@ -124,3 +124,29 @@ fn echoed_keys_reach_no_event_error_or_snapshot() {
         assert!(all.contains(said), "no {said:?} in:\n{all}");
     }
 }
+
+#[test]
+fn a_key_in_a_state_saved_before_masking_is_masked_on_load() {
+    let old = format!(
+        r#"{{"schema": 2, "credentials": {{"oa-1": {{"last_error": "401 Incorrect API key provided: {PROXY_KEY}.",
+            "last_reason": "auth", "last_error_ms": 1}}}}}}"#
+    );
+    let creds = vec![CredentialInfo {
+        id: "oa-1".into(),
+        fingerprint: "fp".into(),
+    }];
+    let mut env = Echoing {
+        now: 1_795_528_800_000,
+        events: vec![],
+    };
+    let engine = Engine::create(CONFIG, Some(&old), &creds, &mut env).expect("the old state loads");
+    let snapshot = engine.snapshot(&mut env).to_json();
+    assert!(
+        !snapshot.contains(&PROXY_KEY[..PROXY_KEY.len() - 4]),
+        "{snapshot}"
+    );
+    assert!(
+        snapshot.contains("401 Incorrect API key provided: sk-proj-...GhJk."),
+        "{snapshot}"
+    );
+}
