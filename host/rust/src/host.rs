@@ -8,7 +8,7 @@ use crate::bindings::failover::policy::{host, types};
 use crate::clock::Clock;
 use crate::events::EventSink;
 use crate::limits::MemoryLimit;
-use crate::secrets::Secrets;
+use crate::secrets::{Scrub, Secrets};
 use crate::types::{Event, Header, HttpResponse, Outbound, TransportFailure};
 
 /// Carries one outbound request. Implementations never panic on network trouble: every
@@ -101,6 +101,11 @@ impl types::Host for Host {}
 impl Host {
     pub(crate) fn emitted(&self) -> u64 {
         self.emitted
+    }
+
+    /// What to take out of answers to requests sent with `credential`'s secret.
+    pub(crate) fn scrub_for(&self, credential: &str) -> Scrub {
+        self.secrets.scrub_for(credential)
     }
 }
 

@@ -2,12 +2,13 @@
 //! fingerprints, `send` attaches the secret to the outgoing request, and `Scrub` takes it out of
 //! whatever comes back (a provider or proxy may echo the key it was given).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::types::{CredentialInfo, Header, HttpResponse, TransportFailure};
+use crate::types::{CredentialInfo, Failure, Header, HttpResponse, TransportFailure};
 
 /// Credential id → secret. `Debug` never prints a secret.
 #[derive(Clone, Default)]
@@ -149,13 +150,30 @@ impl Scrub {
         HttpResponse { status: r.status, headers, body }
     }
 
-    pub fn failure(&self, f: TransportFailure) -> TransportFailure {
+    pub fn transport(&self, f: TransportFailure) -> TransportFailure {
         TransportFailure { kind: f.kind, message: self.text(f.message) }
     }
 
     /// What a send returns, scrubbed.
     pub fn outcome(&self, sent: Result<HttpResponse, TransportFailure>) -> Result<HttpResponse, TransportFailure> {
-        sent.map(|r| self.response(r)).map_err(|f| self.failure(f))
+        sent.map(|r| self.response(r)).map_err(|f| self.transport(f))
+    }
+
+    /// A failure a host-driven loop hands in, scrubbed; borrowed (no copy) when it holds no secret.
+    pub fn failure<'a>(&self, f: &'a Failure) -> Cow<'a, Failure> {
+        let Some(secret) = &self.secret else { return Cow::Borrowed(f) };
+        let found = |b: &[u8]| memchr::memmem::find(b, secret).is_some();
+        let in_response = f.response.as_ref().is_some_and(|r| {
+            found(&r.body) || r.headers.iter().any(|h| found(h.name.as_bytes()) || found(h.value.as_bytes()))
+        });
+        if !in_response && !f.transport.as_ref().is_some_and(|t| found(t.message.as_bytes())) {
+            return Cow::Borrowed(f);
+        }
+        Cow::Owned(Failure {
+            kind: f.kind,
+            response: f.response.clone().map(|r| self.response(r)),
+            transport: f.transport.clone().map(|t| self.transport(t)),
+        })
     }
 
     /// A scrubber for a body read in chunks: a secret split across chunks is caught too.
@@ -288,8 +306,12 @@ mod tests {
         });
         assert_eq!(r.headers[0].value, "Bearer ...cdef");
         assert_eq!(String::from_utf8_lossy(&r.body), "{\"error\": \"bad key Bearer ...cdef\"}");
-        let f = scrub.failure(TransportFailure { kind: crate::types::TransportKind::Other, message: format!("proxy said {KEY}") });
+        let f = scrub.transport(TransportFailure { kind: crate::types::TransportKind::Other, message: format!("proxy said {KEY}") });
         assert_eq!(f.message, "proxy said ...cdef");
+        let handed_in = Failure::transport(crate::types::TransportKind::Other, format!("proxy said {KEY}"));
+        assert_eq!(scrub.failure(&handed_in).transport.as_ref().map(|t| t.message.as_str()), Some("proxy said ...cdef"));
+        let clean = Failure::transport(crate::types::TransportKind::Other, "refused");
+        assert!(matches!(scrub.failure(&clean), Cow::Borrowed(_)), "nothing to scrub: no copy");
         assert_eq!(Secrets::default().scrub_for("oa-1").text(echo.clone()), echo, "no secret, nothing scrubbed");
     }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use failover_host::store::{save_engine, FileStore, RedisStore};
-use failover_host::types::{Header, Request};
+use failover_host::types::{Failure, Header, HttpResponse, Request};
 use failover_host::{Clock, EventLog, Host, HttpTransport, Policy, Secrets, VirtualClock};
 use serde_json::json;
 
@@ -254,5 +254,39 @@ fn an_answer_that_echoes_the_key_reaches_the_caller_without_it() -> Result<()> {
     for h in &answer.response.headers {
         assert_no_key("a header", &h.value);
     }
+    Ok(())
+}
+
+#[test]
+fn a_failure_a_host_driven_loop_hands_in_is_scrubbed_with_the_routes_key() -> Result<()> {
+    let events = EventLog::new();
+    let secrets = secrets();
+    let credentials = secrets.credentials();
+    let host = Host::new(HttpTransport::new())
+        .with_secrets(secrets)
+        .with_events(events.clone());
+    let mut inst = Policy::load_default()?.instantiate(host)?;
+    let engine = inst.create_engine(&config(1, "openai", Some("anthropic")), None, &credentials)?;
+    let route = inst
+        .select(&engine)?
+        .map_err(|e| anyhow::anyhow!("no route: {}", e.message))?;
+    let body = format!(
+        r#"{{"error":{{"message":"Incorrect API key provided: {OPENAI_KEY}.","code":"invalid_api_key"}}}}"#
+    );
+    let failure = Failure::http(HttpResponse {
+        status: 401,
+        headers: vec![],
+        body: body.into_bytes(),
+    });
+    let action = inst.on_failure(&engine, &route, &failure, None)?;
+    assert_no_key("the action", &format!("{action:?}"));
+    assert_no_key("the snapshot", &inst.snapshot(&engine)?);
+    for e in &events.take() {
+        assert_no_key("an event", &e.message);
+    }
+    assert!(
+        format!("{action:?}").contains("Incorrect API key provided: ...0001"),
+        "{action:?}"
+    );
     Ok(())
 }
