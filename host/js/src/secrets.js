@@ -115,6 +115,7 @@ export class Scrub {
     let held = Buffer.alloc(0);
     return {
       push: (chunk) => {
+        if (!this.#text) return chunk;
         const out = this.bytes(Buffer.concat([held, chunk]));
         const keep = this.#partialAtEnd(out);
         held = Buffer.from(out.subarray(out.length - keep));

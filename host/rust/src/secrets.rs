@@ -139,12 +139,12 @@ impl Scrub {
         }
     }
 
-    /// A response with the secret out of its headers and body. A body long enough to have been
-    /// cut at the classifier's limit also loses a secret's beginning at its very end.
+    /// A response with the secret out of its headers and body. An error body long enough to
+    /// have been cut at the classifier's limit also loses a secret's beginning at its very end.
     pub fn response(&self, r: HttpResponse) -> HttpResponse {
         let headers = r.headers.into_iter().map(|h| Header { name: self.text(h.name), value: self.text(h.value) }).collect();
         let mut body = self.bytes(r.body);
-        if body.len() >= CUT_AT {
+        if !(200..300).contains(&r.status) && body.len() >= CUT_AT {
             body.truncate(body.len() - self.partial_at_end(&body));
         }
         HttpResponse { status: r.status, headers, body }

@@ -34,15 +34,15 @@ class Scrub:
     sent is `secret_prefix + secret`, so its whole value goes too."""
 
     def __init__(self, secret: str | None) -> None:
-        secret = secret if secret is not None and len(secret) >= MIN_SCRUBBED else ""
-        self._secret = secret.encode()
-        self._mask = b"..." + (secret[-4:].encode() if len(secret) >= 16 else b"")
+        self._text = secret if secret is not None and len(secret) >= MIN_SCRUBBED else ""
+        self._mask_text = "..." + (self._text[-4:] if len(self._text) >= 16 else "")
+        self._secret, self._mask = self._text.encode(), self._mask_text.encode()
 
     def bytes(self, data: bytes) -> bytes:
         return data.replace(self._secret, self._mask) if self._secret and self._secret in data else data
 
     def text(self, text: str) -> str:
-        return self.bytes(text.encode()).decode() if self._secret else text
+        return text.replace(self._text, self._mask_text) if self._text else text
 
     def response(self, response: HttpResponse) -> HttpResponse:
         headers = [(self.text(k), self.text(v)) for k, v in response.headers]
