@@ -47,6 +47,9 @@ const LABELS: &[&str] = &[
     "bearer",
 ];
 
+/// The longest of `LABELS`.
+const LABEL_MAX: usize = 14;
+
 /// Characters a key needs after its prefix (or as a labelled value): shorter ones are words.
 const MIN_REST: usize = 8;
 /// In an auth error, a run of letters and digits this long (with both) is taken for a key.
@@ -69,15 +72,11 @@ pub fn mask(text: String, auth: bool) -> String {
             continue;
         }
         let labelled = value_at == Some(i);
-        let value_chars = if labelled {
-            is_value as fn(u8) -> bool
+        let mut end = if labelled {
+            run_end(b, i, is_value)
         } else {
-            is_token
+            run_end(b, i, is_token)
         };
-        let mut end = i + b[i..]
-            .iter()
-            .position(|&c| !value_chars(c))
-            .unwrap_or(b.len() - i);
         if labelled {
             // A full stop after a value ends the sentence: no key or token ends with one.
             end -= b[i..end].iter().rev().take_while(|&&c| c == b'.').count();
@@ -102,6 +101,14 @@ pub fn mask(text: String, auth: bool) -> String {
     }
 }
 
+/// Where the run of `part` characters starting at `from` ends.
+fn run_end(b: &[u8], from: usize, part: impl Fn(u8) -> bool) -> usize {
+    from + b[from..]
+        .iter()
+        .position(|&c| !part(c))
+        .unwrap_or(b.len() - from)
+}
+
 fn is_token(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
 }
@@ -112,18 +119,26 @@ fn is_value(c: u8) -> bool {
 }
 
 fn prefix_of(token: &str) -> Option<&'static str> {
+    // The first letters of `PREFIXES`: most tokens start with none of them.
+    if !matches!(
+        token.as_bytes().first(),
+        Some(b's' | b'A' | b'g' | b'x' | b'p' | b'n' | b'h' | b'r')
+    ) {
+        return None;
+    }
     PREFIXES.iter().copied().find(|p| token.starts_with(p))
 }
 
 fn is_key(token: &str, labelled: bool, auth: bool) -> bool {
-    let has_digit = token.bytes().any(|c| c.is_ascii_digit());
-    match prefix_of(token) {
-        Some(p) if token.len() - p.len() >= MIN_REST => true,
-        _ => {
-            (labelled && token.len() >= MIN_REST && has_digit)
-                || (auth && has_long_random_run(token))
-        }
+    // Most tokens are words: too short to be any kind of key.
+    if token.len() < MIN_REST {
+        return false;
     }
+    if prefix_of(token).is_some_and(|p| token.len() - p.len() >= MIN_REST) {
+        return true;
+    }
+    (labelled && token.bytes().any(|c| c.is_ascii_digit()))
+        || (auth && token.len() >= LONG_RUN && has_long_random_run(token))
 }
 
 fn has_long_random_run(token: &str) -> bool {
@@ -139,7 +154,13 @@ fn has_long_random_run(token: &str) -> bool {
 /// The length of the separator `rest` starts with when `token` is a label: `=` or `:` (with
 /// quotes and spaces around), or for `Bearer` one or more spaces.
 fn separator_after_label(token: &str, rest: &[u8]) -> Option<usize> {
-    if !LABELS.iter().any(|l| token.eq_ignore_ascii_case(l)) {
+    let maybe_separator = rest
+        .first()
+        .is_some_and(|c| matches!(c, b' ' | b'"' | b'\'' | b':' | b'='));
+    if !maybe_separator
+        || token.len() > LABEL_MAX
+        || !LABELS.iter().any(|l| token.eq_ignore_ascii_case(l))
+    {
         return None;
     }
     let sep = &rest[..rest
@@ -205,6 +226,18 @@ mod tests {
                 mask(text.to_string(), *auth),
                 *want,
                 "masking {text:?} (auth: {auth})"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shortcuts_agree_with_the_tables() {
+        assert_eq!(LABELS.iter().map(|l| l.len()).max(), Some(LABEL_MAX));
+        for p in PREFIXES {
+            assert_eq!(
+                prefix_of(&format!("{p}0123456789")),
+                Some(*p),
+                "{p} passes the first-letter check"
             );
         }
     }
