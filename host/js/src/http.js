@@ -83,15 +83,22 @@ function scrubbed(reader, stream, head) {
       if (head.length) controller.enqueue(head);
     },
     async pull(controller) {
-      const chunk = await reader.read();
-      if (chunk.done) {
-        const held = stream.finish();
-        if (held.length) controller.enqueue(held);
-        controller.close();
-        return;
+      // A pull that enqueues nothing is not repeated for a read already waiting: read on until
+      // something can go on (a chunk may be all held back, the beginning of a secret).
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) {
+          const held = stream.finish();
+          if (held.length) controller.enqueue(held);
+          controller.close();
+          return;
+        }
+        const out = stream.push(chunk.value);
+        if (out.length) {
+          controller.enqueue(out);
+          return;
+        }
       }
-      const out = stream.push(chunk.value);
-      if (out.length) controller.enqueue(out);
     },
     cancel(reason) {
       return reader.cancel(reason);

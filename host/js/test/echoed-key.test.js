@@ -9,6 +9,7 @@ import { createServer } from 'node:http';
 import OpenAI from 'openai';
 import { Policy, failoverFetch } from '../src/index.js';
 import { Scrub } from '../src/secrets.js';
+import { send } from '../src/http.js';
 
 const OPENAI_KEY = 'proxy-7Hq2Wm9x-Lr4tZc8v-0001';
 const STREAM_KEY = 'relay-Kp3Vd8Ns-Qy6Gh1Bw-0002';
@@ -33,9 +34,11 @@ async function startEcho() {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'x-echo-key': header });
         const chunk = { id: 'c', object: 'chat.completion.chunk', created: 0, model: 'm', choices: [{ index: 0, delta: { content: 'par' } }] };
         const error = `data: ${JSON.stringify({ error: { message: `Overloaded; retry later with ${sent}`, type: 'overloaded_error' } })}\n\n`;
-        const cut = error.indexOf(sent) + 10;
-        res.write(`data: ${JSON.stringify(chunk)}\n\n${error.slice(0, cut)}`);
-        setTimeout(() => res.end(error.slice(cut)), 30);
+        // The key in three writes, the middle one nothing but more of its beginning.
+        const at = error.indexOf(sent);
+        res.write(`data: ${JSON.stringify(chunk)}\n\n${error.slice(0, at + 5)}`);
+        setTimeout(() => res.write(error.slice(at + 5, at + 15)), 30);
+        setTimeout(() => res.end(error.slice(at + 15)), 60);
       } else {
         res.writeHead(200, { 'content-type': 'application/json', 'x-echo-key': header });
         res.end(JSON.stringify({
@@ -84,7 +87,7 @@ test('a key echoed in a 401 body and header reaches no SDK error, event or snaps
   }
 });
 
-test('a key echoed in a stream error event, split across chunks, reaches the SDK error scrubbed', async () => {
+test('a key echoed in a stream error event, split across chunks, reaches the SDK error scrubbed', { timeout: 10_000 }, async () => {
   const echo = await startEcho();
   try {
     const policy = await Policy.load(echo.config('stream'), { secrets: SECRETS });
@@ -138,4 +141,21 @@ test('Scrub masks every occurrence, in any chunking, and leaves short secrets al
   assert.equal(scrub.prefix(Buffer.from(`${'x'.repeat(90)}${OPENAI_KEY}`), 100).toString(), 'x'.repeat(90));
   assert.equal(scrub.prefix(Buffer.from('ends with proxy-7Hq'), 100).toString(), 'ends with proxy-7Hq', 'not cut: kept whole');
   assert.equal(scrub.prefix(Buffer.from('ends with proxy-7Hq'), 100, true).toString(), 'ends with ');
+});
+
+test('a stream passed on goes on when a whole chunk is held back as the beginning of the key', { timeout: 5_000 }, async () => {
+  const parts = ['data: proxy', '-7Hq2Wm9x-', 'Lr4tZc8v-0001 done\n\n'];
+  const fetchImpl = async () => new Response(new ReadableStream({
+    pull(controller) {
+      const part = parts.shift();
+      if (part === undefined) controller.close();
+      else controller.enqueue(Buffer.from(part));
+    },
+  }), { headers: { 'content-type': 'text/event-stream' } });
+  const outbound = {
+    url: 'http://unused.invalid/v1', method: 'POST', headers: [], body: undefined, secretHeader: 'authorization',
+    secretPrefix: 'Bearer ', connectTimeoutMs: 1000n, readTimeoutMs: 1000n, freshConnection: false,
+  };
+  const sent = await send(outbound, OPENAI_KEY, { fetchImpl, succeeded: () => true });
+  assert.equal(await sent.response.text(), 'data: ...0001 done\n\n');
 });
