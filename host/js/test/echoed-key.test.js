@@ -17,8 +17,8 @@ const SECRETS = { 'oa-1': OPENAI_KEY, 'st-1': STREAM_KEY, 'ok-1': OPENAI_KEY };
 
 /**
  * `/openai`: a 401 naming the key; `/stream`: an event stream whose error event names it, the key
- * split across two writes; anything else: an answer naming it. Every reply carries the whole header
- * value sent in `x-echo-key`.
+ * split across writes; anything else: an answer naming it, in its status line too. Every reply
+ * carries the whole header value sent in `x-echo-key`.
  */
 async function startEcho() {
   const server = createServer((req, res) => {
@@ -40,7 +40,7 @@ async function startEcho() {
         setTimeout(() => res.write(error.slice(at + 5, at + 15)), 30);
         setTimeout(() => res.end(error.slice(at + 15)), 60);
       } else {
-        res.writeHead(200, { 'content-type': 'application/json', 'x-echo-key': header });
+        res.writeHead(200, `OK ${sent}`, { 'content-type': 'application/json', 'x-echo-key': header });
         res.end(JSON.stringify({
           id: 'x', object: 'chat.completion', created: 0, model: 'm',
           choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: `you sent ${sent}` } }],
@@ -113,6 +113,7 @@ test('an answer that echoes the key reaches the caller without it', async () => 
     const { data, response } = await client(policy).chat.completions.create({ model: 'x', messages: MESSAGES }).withResponse();
     assert.equal(data.choices[0].message.content, 'you sent ...0001');
     assertNoKey('the headers', JSON.stringify([...response.headers]));
+    assert.equal(response.statusText, 'OK ...0001', 'the status line too');
   } finally {
     await echo.close();
   }
