@@ -122,6 +122,7 @@ impl Instance {
     }
 
     /// The next action after a failed attempt; pass back the previous action's `progress`.
+    /// The route's secret is taken out of `failure` first, should the provider have echoed it.
     pub fn on_failure(
         &mut self,
         engine: &Engine,
@@ -131,9 +132,11 @@ impl Instance {
     ) -> Result<Action, Error> {
         let body = failure.response.as_ref().map_or(0, |r| r.body.len());
         self.limits.payload("the failure's response body", body)?;
+        let scrub = self.store.data().host.scrub_for(&route.credential);
+        let failure = scrub.failure(failure);
         self.arm();
         let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_on_failure(&mut self.store, engine.0, route, failure, progress).map_err(|e| self.fault(e))
+        policy.engine().call_on_failure(&mut self.store, engine.0, route, &failure, progress).map_err(|e| self.fault(e))
     }
 
     pub fn on_success(&mut self, engine: &Engine, route: &Route) -> Result<(), Error> {
