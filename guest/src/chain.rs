@@ -23,6 +23,10 @@ impl<'a> Chain<'a> {
         self.config.chain.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// `provider/model` of a position.
     pub fn label(&self, position: u32) -> &'a str {
         &self.labels[position as usize]

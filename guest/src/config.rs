@@ -362,7 +362,7 @@ impl RawConfig {
                 .position(|e| e.provider == entry.provider && e.model == entry.model)
             {
                 return Err(err(
-                    format!("{at}"),
+                    at.to_string(),
                     format!("repeats chain position {dup} ({}/{})", entry.provider, entry.model),
                 ));
             }

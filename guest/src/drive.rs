@@ -152,7 +152,7 @@ impl DrivenCall {
             }
             (Phase::Passing(status), InputKind::End) => self.done(status, Vec::new(), "call.answered", "the whole answer came".into()),
             (Phase::Stream(st), InputKind::Data) => self.on_events(engine, st, &input.data, now, env),
-            (Phase::Stream(st), InputKind::End) => self.on_stream_end(engine, st, now, env),
+            (Phase::Stream(st), InputKind::End) => self.on_stream_end(engine, &st, now, env),
             (Phase::Stream(st), InputKind::TimedOut) if st.finished => {
                 let status = st.head.status;
                 let why = "the stream said it finished; its terminal event did not come within the grace".to_string();
@@ -393,7 +393,7 @@ impl DrivenCall {
         s
     }
 
-    fn on_stream_end(&mut self, engine: &mut Engine, st: Box<StreamState>, now: u64, env: &mut dyn Env) -> Step {
+    fn on_stream_end(&mut self, engine: &mut Engine, st: &StreamState, now: u64, env: &mut dyn Env) -> Step {
         let status = st.head.status;
         let generic = st.judge.format.is_none_or(|f| f == Format::Generic);
         if st.finished || (generic && self.answer.committed && !self.answer.resuming) {

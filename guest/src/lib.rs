@@ -10,6 +10,7 @@ pub mod engine;
 pub mod env;
 pub mod health;
 pub mod pool;
+pub mod redact;
 pub mod retry;
 pub mod snapshot;
 pub mod stream;

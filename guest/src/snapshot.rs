@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::health::RouteHealth;
 use crate::pool::CredentialRecord;
-use crate::types::ConfigError;
+use crate::types::{ConfigError, Reason};
 
 /// The schema this policy writes. Bump it, and add a migration, when the shape changes.
 pub const SCHEMA: u32 = 2;
@@ -77,6 +77,11 @@ impl Snapshot {
             .map_err(|e| state_err(&format!("state.{}", e.path()), e.inner().to_string()))?;
         if schema < SCHEMA as u64 {
             snapshot.migrated_from = schema as u32;
+        }
+        // A state saved before messages were masked may hold a key a provider echoed.
+        for r in snapshot.credentials.values_mut() {
+            let auth = matches!(r.last_reason, Some(Reason::Auth | Reason::AuthPermanent));
+            r.last_error = r.last_error.take().map(|e| crate::redact::mask(e, auth));
         }
         Ok(snapshot)
     }

@@ -3,6 +3,33 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A contract enum spelled once: its variants with their WIT names, `ALL`, `as_str` and
+/// `parse`. `tests/contract.rs` holds every list against `wit/policy.wit`, so a case added to
+/// the contract fails the guest's tests until it is spelled here, and the `match`es of the WIT
+/// glue (`component.rs`) fail to compile until it is converted.
+macro_rules! wit_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|k| k.as_str() == s)
+            }
+        }
+    };
+}
+
 /// A number's decimal digits, on the stack: text for messages built on every decision, without
 /// `to_string`'s formatting machinery (it showed in the decision paths' profiles).
 pub struct Decimal {
@@ -31,66 +58,28 @@ impl AsRef<str> for Decimal {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reason {
-    Auth,
-    AuthPermanent,
-    Billing,
-    RateLimit,
-    QuotaExhausted,
-    Overloaded,
-    ServerError,
-    Timeout,
-    Connection,
-    ContextOverflow,
-    ModelNotFound,
-    ContentFilter,
-    BadRequest,
-    Unknown,
+wit_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+    #[serde(rename_all = "kebab-case")]
+    Reason {
+        Auth = "auth",
+        AuthPermanent = "auth-permanent",
+        Billing = "billing",
+        RateLimit = "rate-limit",
+        QuotaExhausted = "quota-exhausted",
+        Overloaded = "overloaded",
+        ServerError = "server-error",
+        Timeout = "timeout",
+        Connection = "connection",
+        ContextOverflow = "context-overflow",
+        ModelNotFound = "model-not-found",
+        ContentFilter = "content-filter",
+        BadRequest = "bad-request",
+        Unknown = "unknown",
+    }
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
-        Reason::Auth,
-        Reason::AuthPermanent,
-        Reason::Billing,
-        Reason::RateLimit,
-        Reason::QuotaExhausted,
-        Reason::Overloaded,
-        Reason::ServerError,
-        Reason::Timeout,
-        Reason::Connection,
-        Reason::ContextOverflow,
-        Reason::ModelNotFound,
-        Reason::ContentFilter,
-        Reason::BadRequest,
-        Reason::Unknown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Auth => "auth",
-            Reason::AuthPermanent => "auth-permanent",
-            Reason::Billing => "billing",
-            Reason::RateLimit => "rate-limit",
-            Reason::QuotaExhausted => "quota-exhausted",
-            Reason::Overloaded => "overloaded",
-            Reason::ServerError => "server-error",
-            Reason::Timeout => "timeout",
-            Reason::Connection => "connection",
-            Reason::ContextOverflow => "context-overflow",
-            Reason::ModelNotFound => "model-not-found",
-            Reason::ContentFilter => "content-filter",
-            Reason::BadRequest => "bad-request",
-            Reason::Unknown => "unknown",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
     /// The provider's trouble, not the key's: these never touch credential state.
     pub fn is_provider_side(self) -> bool {
         matches!(
@@ -123,44 +112,39 @@ impl HttpResponse {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TransportKind {
-    Timeout,
-    ConnectionRefused,
-    Dns,
-    Tls,
-    Reset,
-    Other,
-    /// The limits a driven call measures through its host (never sent by a host: the guest
-    /// makes these from a `timed-out` or an `end` it was told of).
-    HeadersTimeout,
-    FirstContentTimeout,
-    IdleTimeout,
-    Deadline,
-    /// An event stream that ended before its format's terminal signal.
-    StreamCut,
-    /// An event that could not be parsed, or grew past the bound of one event.
-    StreamMalformed,
+wit_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    TransportKind {
+        Timeout = "timeout",
+        ConnectionRefused = "connection-refused",
+        Dns = "dns",
+        Tls = "tls",
+        Reset = "reset",
+        Other = "other",
+        /// The limits a driven call measures through its host (never sent by a host: the guest
+        /// makes these from a `timed-out` or an `end` it was told of).
+        HeadersTimeout = "headers-timeout",
+        FirstContentTimeout = "first-content-timeout",
+        IdleTimeout = "idle-timeout",
+        Deadline = "deadline",
+        /// An event stream that ended before its format's terminal signal.
+        StreamCut = "stream-cut",
+        /// An event that could not be parsed, or grew past the bound of one event.
+        StreamMalformed = "stream-malformed",
+    }
 }
 
 impl TransportKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransportKind::Timeout => "timeout",
-            TransportKind::ConnectionRefused => "connection-refused",
-            TransportKind::Dns => "dns",
-            TransportKind::Tls => "tls",
-            TransportKind::Reset => "reset",
-            TransportKind::Other => "other",
-            TransportKind::HeadersTimeout => "headers-timeout",
-            TransportKind::FirstContentTimeout => "first-content-timeout",
-            TransportKind::IdleTimeout => "idle-timeout",
-            TransportKind::Deadline => "deadline",
-            TransportKind::StreamCut => "stream-cut",
-            TransportKind::StreamMalformed => "stream-malformed",
-        }
-    }
+    /// The kinds only a driven call makes (from what its host reported); not in the WIT enum.
+    pub const DRIVEN: [TransportKind; 6] = [
+        TransportKind::HeadersTimeout,
+        TransportKind::FirstContentTimeout,
+        TransportKind::IdleTimeout,
+        TransportKind::Deadline,
+        TransportKind::StreamCut,
+        TransportKind::StreamMalformed,
+    ];
 
     /// A limit ran out: the route was silent, not refused.
     pub fn is_timeout(self) -> bool {
@@ -174,24 +158,6 @@ impl TransportKind {
         )
     }
 
-    pub fn parse(s: &str) -> Option<TransportKind> {
-        [
-            TransportKind::Timeout,
-            TransportKind::ConnectionRefused,
-            TransportKind::Dns,
-            TransportKind::Tls,
-            TransportKind::Reset,
-            TransportKind::Other,
-            TransportKind::HeadersTimeout,
-            TransportKind::FirstContentTimeout,
-            TransportKind::IdleTimeout,
-            TransportKind::Deadline,
-            TransportKind::StreamCut,
-            TransportKind::StreamMalformed,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,27 +208,18 @@ impl Route {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CredentialState {
-    Available,
-    Suspect,
-    CoolingDown,
-    Dead,
-    Missing,
-}
-
-impl CredentialState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialState::Available => "available",
-            CredentialState::Suspect => "suspect",
-            CredentialState::CoolingDown => "cooling-down",
-            CredentialState::Dead => "dead",
-            CredentialState::Missing => "missing",
-        }
+wit_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    CredentialState {
+        Available = "available",
+        Suspect = "suspect",
+        CoolingDown = "cooling-down",
+        Dead = "dead",
+        Missing = "missing",
     }
 }
+
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -306,27 +263,18 @@ pub struct CallProgress {
     pub deadline_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActionKind {
-    Retry,
-    Rotate,
-    FallBack,
-    Wait,
-    GiveUp,
-}
-
-impl ActionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::Retry => "retry",
-            ActionKind::Rotate => "rotate",
-            ActionKind::FallBack => "fall-back",
-            ActionKind::Wait => "wait",
-            ActionKind::GiveUp => "give-up",
-        }
+wit_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    ActionKind {
+        Retry = "retry",
+        Rotate = "rotate",
+        FallBack = "fall-back",
+        Wait = "wait",
+        GiveUp = "give-up",
     }
 }
+
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -361,53 +309,31 @@ pub struct Action {
     pub error: Option<FinalError>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EventKind {
-    Notice,
-    FallbackActivated,
-    PrimaryRestored,
-    CredentialCooldown,
-    CredentialDead,
-    CredentialRestored,
-    RouteCooldown,
-    RetryScheduled,
-    GaveUp,
-    CircuitOpened,
-    CircuitHalfOpen,
-    CircuitClosed,
-    RetryBudgetExhausted,
-    StateRestored,
-    StateDropped,
-    StreamEventDropped,
-    StreamResumed,
-    StreamFailed,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Notice => "notice",
-            EventKind::FallbackActivated => "fallback-activated",
-            EventKind::PrimaryRestored => "primary-restored",
-            EventKind::CredentialCooldown => "credential-cooldown",
-            EventKind::CredentialDead => "credential-dead",
-            EventKind::CredentialRestored => "credential-restored",
-            EventKind::RouteCooldown => "route-cooldown",
-            EventKind::RetryScheduled => "retry-scheduled",
-            EventKind::GaveUp => "gave-up",
-            EventKind::CircuitOpened => "circuit-opened",
-            EventKind::CircuitHalfOpen => "circuit-half-open",
-            EventKind::CircuitClosed => "circuit-closed",
-            EventKind::RetryBudgetExhausted => "retry-budget-exhausted",
-            EventKind::StateRestored => "state-restored",
-            EventKind::StateDropped => "state-dropped",
-            EventKind::StreamEventDropped => "stream-event-dropped",
-            EventKind::StreamResumed => "stream-resumed",
-            EventKind::StreamFailed => "stream-failed",
-        }
+wit_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    EventKind {
+        Notice = "notice",
+        FallbackActivated = "fallback-activated",
+        PrimaryRestored = "primary-restored",
+        CredentialCooldown = "credential-cooldown",
+        CredentialDead = "credential-dead",
+        CredentialRestored = "credential-restored",
+        RouteCooldown = "route-cooldown",
+        RetryScheduled = "retry-scheduled",
+        GaveUp = "gave-up",
+        CircuitOpened = "circuit-opened",
+        CircuitHalfOpen = "circuit-half-open",
+        CircuitClosed = "circuit-closed",
+        RetryBudgetExhausted = "retry-budget-exhausted",
+        StateRestored = "state-restored",
+        StateDropped = "state-dropped",
+        StreamEventDropped = "stream-event-dropped",
+        StreamResumed = "stream-resumed",
+        StreamFailed = "stream-failed",
     }
 }
+
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -513,15 +439,17 @@ impl ResponseHead {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputKind {
-    Start,
-    Head,
-    Data,
-    End,
-    TimedOut,
-    Failed,
-    Slept,
+wit_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    InputKind {
+        Start = "start",
+        Head = "head",
+        Data = "data",
+        End = "end",
+        TimedOut = "timed-out",
+        Failed = "failed",
+        Slept = "slept",
+    }
 }
 
 /// What came of the last step of a driven call.
@@ -539,24 +467,14 @@ impl CallInput {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKind {
-    Send,
-    Read,
-    Sleep,
-    Done,
-    GiveUp,
-}
-
-impl StepKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepKind::Send => "send",
-            StepKind::Read => "read",
-            StepKind::Sleep => "sleep",
-            StepKind::Done => "done",
-            StepKind::GiveUp => "give-up",
-        }
+wit_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    StepKind {
+        Send = "send",
+        Read = "read",
+        Sleep = "sleep",
+        Done = "done",
+        GiveUp = "give-up",
     }
 }
 

@@ -89,5 +89,6 @@ pub fn verdict(reason: Reason, retry_after_ms: Option<u64>, rule: String, messag
     let retryable = matches!(reason, Auth | RateLimit | Overloaded | ServerError | Timeout | Connection | Unknown);
     let rotate_credential = matches!(reason, Auth | AuthPermanent | Billing | RateLimit | QuotaExhausted);
     let fall_back = !matches!(reason, BadRequest | ContentFilter);
+    let message = crate::redact::mask(message, matches!(reason, Auth | AuthPermanent));
     Classified { reason, retryable, rotate_credential, fall_back, retry_after_ms, rule, message }
 }

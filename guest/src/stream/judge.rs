@@ -255,7 +255,8 @@ mod tests {
     fn each_format_s_events_are_judged() {
         use Family::{Anthropic as A, Generic as G};
         // (family, event, content, tool, finish, terminal, error, malformed, text)
-        let cases: &[(Family, &str, bool, bool, bool, bool, bool, bool, &str)] = &[
+        type Case<'a> = (Family, &'a str, bool, bool, bool, bool, bool, bool, &'a str);
+        let cases: &[Case] = &[
             (G, "data: {\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":{\"role\":\"assistant\"},\"finish_reason\":null}]}\n\n", false, false, false, false, false, false, ""),
             (G, "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n", true, false, false, false, false, false, "Hel"),
             (G, "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\"}}]}}]}\n\n", true, true, false, false, false, false, ""),

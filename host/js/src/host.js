@@ -2,6 +2,7 @@
 // leave its state borrowed), so every failure becomes a WIT value or a safe default.
 import { randomBytes } from 'node:crypto';
 import { encodeResponse, MAX_ERROR_BODY } from './bindings.js';
+import { Scrub } from './secrets.js';
 
 /** An answer larger than this is refused rather than copied into the guest (as in the Rust host). */
 export const SUCCESS_BODY_LIMIT = 16 * 1024 * 1024;
@@ -15,18 +16,22 @@ export function hostImports({ clock, events, secrets, send, seed }) {
   return {
     send(outbound) {
       if (!send) return err('other', 'this host sends asynchronously: use Policy.call');
+      const secret = secrets().get(outbound.route.credential);
+      const scrub = new Scrub(secret); // the guest never sees the secret, even echoed back
       try {
-        const r = send(outbound, secrets().get(outbound.route.credential));
-        if (r?.transport !== undefined) return err(String(r.transport), String(r.message ?? r.transport));
+        const r = send(outbound, secret);
+        if (r?.transport !== undefined) return err(String(r.transport), scrub.text(String(r.message ?? r.transport)));
         const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body;
         // An answer goes back to the caller whole; of a failure the guest reads only a prefix.
         const answer = r.status >= 200 && r.status < 300;
         if (answer && body?.length > SUCCESS_BODY_LIMIT) {
           return err('other', `the answer is ${body.length} bytes, over the ${SUCCESS_BODY_LIMIT}-byte limit`);
         }
-        return { tag: 'ok', val: encodeResponse(r.status, r.headers, answer ? body : body?.subarray?.(0, MAX_ERROR_BODY) ?? body) };
+        const response = scrub.witResponse(encodeResponse(r.status, r.headers, body));
+        if (!answer) response.body = scrub.prefix(response.body, MAX_ERROR_BODY);
+        return { tag: 'ok', val: response };
       } catch (e) {
-        return err('other', `host send failed: ${e?.message ?? e}`);
+        return err('other', scrub.text(`host send failed: ${e?.message ?? e}`));
       }
     },
     nowMs() {

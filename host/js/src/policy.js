@@ -8,7 +8,7 @@ import {
 import { hostImports } from './host.js';
 import { SystemClock } from './clock.js';
 import { Events } from './events.js';
-import { resolveSecrets, credentialInfo } from './secrets.js';
+import { resolveSecrets, credentialInfo, Scrub } from './secrets.js';
 import { send } from './http.js';
 import { ConfigError, GuestTrap, PayloadTooLarge, PolicyError, SwapError } from './errors.js';
 import { FAULT_RULE, describe, failedAction, finalError, succeeded as faultSucceeded } from './fault.js';
@@ -220,9 +220,13 @@ export class Policy {
     return r.ok;
   }
 
-  /** The guest's next action after `failure` ({status, headers, body} or {transport, message}). */
+  /**
+   * The guest's next action after `failure` ({status, headers, body} or {transport, message}),
+   * with the route's secret taken out of it first, should the provider have echoed it.
+   */
   onFailure(route, failure, progress) {
-    const args = [encodeRoute(route), encodeFailure(failure), encodeProgress(progress)];
+    const r = encodeRoute(route);
+    const args = [r, new Scrub(this.#secrets.get(r.credential)).witFailure(encodeFailure(failure)), encodeProgress(progress)];
     return this.#run(MUTATES, (e) => e.onFailure(...args), (mode, why) => failedAction(mode, ...args, why));
   }
 

@@ -100,6 +100,19 @@ pub(crate) fn final_error(why: &str) -> FinalError {
     }
 }
 
+/// A crash loop ended by going back to the policy that ran before (`tests/hosts/host-messages.json`).
+pub(crate) fn crash_loop_message(policy: &str, faults: usize, window_s: u64, why: &str, previous: &str) -> String {
+    format!("policy {policy} failed {faults} times within {window_s} s (last: {why}); fell back to the previous policy {previous}")
+}
+
+/// A crash loop with nothing to go back to: every call fails closed.
+pub(crate) fn closed_message(policy: &str, faults: usize, window_s: u64, why: &str) -> String {
+    format!(
+        "policy {policy} failed {faults} times within {window_s} s (last: {why}) and no previous policy could take over; \
+         every call fails closed until a new policy is swapped in"
+    )
+}
+
 /// Whether a response is an answer while the policy cannot say: its status is a 2xx.
 pub(crate) fn succeeded(response: &HttpResponse) -> bool {
     (200..300).contains(&response.status)
@@ -117,5 +130,48 @@ fn provider_side(failure: &Failure) -> bool {
             matches!(t.kind, TransportKind::Timeout | TransportKind::Reset | TransportKind::ConnectionRefused)
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The messages every host writes itself are spelled in shared data, so the hosts agree.
+    #[test]
+    fn host_messages_match_the_shared_templates() {
+        let shared: Value = serde_json::from_str(include_str!("../../../tests/hosts/host-messages.json")).expect("shared messages");
+        let f = &shared["fields"];
+        let text = |k: &str| f[k].as_str().map(str::to_string).unwrap_or_else(|| f[k].to_string());
+        let render = |name: &str| {
+            let mut t = shared["templates"][name].as_str().expect("template").to_string();
+            for (k, _) in f.as_object().expect("fields") {
+                t = t.replace(&format!("{{{k}}}"), &text(k));
+            }
+            t
+        };
+        let why = text("why");
+        let route = Route { provider: "p".into(), model: "m".into(), credential: "c".into(), position: 0 };
+        let http = |status| Failure {
+            kind: FailureKind::Http,
+            response: Some(HttpResponse { status, headers: vec![], body: vec![] }),
+            transport: None,
+        };
+        let retry = action(OnFault::FailOpen, &route, &http(503), None, &why);
+        let gave_up = action(OnFault::FailOpen, &route, &http(400), None, &why);
+        let faults = f["faults"].as_u64().expect("faults") as usize;
+        let window = f["window_s"].as_u64().expect("window");
+        let cases = [
+            ("fault-gave-up", final_error(&why).message),
+            ("fault-not-classified", gave_up.classified.message),
+            ("fault-retry", retry.why),
+            ("crash-loop", crash_loop_message(&text("policy"), faults, window, &why, &text("previous"))),
+            ("closed", closed_message(&text("policy"), faults, window, &why)),
+        ];
+        assert_eq!(FAIL_OPEN_DELAY_MS.to_string(), text("delay_ms"));
+        for (name, got) in cases {
+            assert_eq!(got, render(name), "{name}");
+        }
     }
 }

@@ -9,9 +9,10 @@ use crate::bindings::v0_2::failover::policy::{host, types};
 use crate::clock::Clock;
 use crate::events::EventSink;
 use crate::limits::MemoryLimit;
-use crate::secrets::Secrets;
-use crate::types::{Event, Header, HttpResponse, Outbound, TransportFailure};
-use crate::upstream::{auth_header, Opened, Whole};
+use crate::secrets::{Scrub, Secrets, StreamScrub};
+use crate::types::{Event, Header, HttpResponse, Outbound, ResponseHead, TransportFailure};
+
+use crate::upstream::{auth_header, Chunk, Opened, Upstream, Whole};
 
 /// Carries one outbound request. Implementations never panic on network trouble: every
 /// problem is a `TransportFailure`.
@@ -85,10 +86,16 @@ impl Host {
         self.secrets.get(&request.route.credential).map(|secret| auth_header(request, secret))
     }
 
-    /// Opens a response for a driven call's `send` step, with the secret attached.
+    /// Opens a response for a driven call's `send` step, with the secret attached, and takes
+    /// the secret back out of everything that comes back (head, body, transport errors).
     pub(crate) fn open(&mut self, request: &Outbound, within_ms: u64) -> Opened {
         let auth = self.auth(request);
-        self.transport.open(request, auth.as_ref(), within_ms)
+        let scrub = self.secrets.scrub_for(&request.route.credential);
+        match self.transport.open(request, auth.as_ref(), within_ms) {
+            Opened::Head(upstream) => Opened::Head(Box::new(Scrubbed::new(upstream, &scrub))),
+            Opened::Failed(f) => Opened::Failed(scrub.transport(f)),
+            Opened::TimedOut => Opened::TimedOut,
+        }
     }
 
     pub(crate) fn clock(&self) -> &Clock {
@@ -97,9 +104,11 @@ impl Host {
 }
 
 impl host::Host for Host {
+    /// The answer reaches the guest without the secret, even when the provider echoes it.
     fn send(&mut self, request: Outbound) -> Result<HttpResponse, TransportFailure> {
         let auth = self.auth(&request);
-        self.transport.send(&request, auth.as_ref())
+        let sent = self.transport.send(&request, auth.as_ref());
+        self.secrets.scrub_for(&request.route.credential).outcome(sent)
     }
 
     fn now_ms(&mut self) -> u64 {
@@ -125,6 +134,64 @@ impl types::Host for Host {}
 impl Host {
     pub(crate) fn emitted(&self) -> u64 {
         self.emitted
+    }
+
+    /// What to take out of answers to requests sent with `credential`'s secret.
+    pub(crate) fn scrub_for(&self, credential: &str) -> Scrub {
+        self.secrets.scrub_for(credential)
+    }
+}
+
+/// A response whose head and body have the secret the host attached taken out, also when a
+/// provider echoes it split across reads.
+struct Scrubbed {
+    upstream: Box<dyn Upstream>,
+    head: ResponseHead,
+    scrub: Scrub,
+    body: Option<StreamScrub>,
+    /// The end came while bytes were held back: they go first, then the end.
+    ended: bool,
+}
+
+impl Scrubbed {
+    fn new(upstream: Box<dyn Upstream>, scrub: &Scrub) -> Scrubbed {
+        let head = upstream.head();
+        let headers = head.headers.iter().map(|h| Header { name: scrub.text(h.name.clone()), value: scrub.text(h.value.clone()) }).collect();
+        let head = ResponseHead { status: head.status, headers };
+        Scrubbed { upstream, head, scrub: scrub.clone(), body: Some(scrub.stream()), ended: false }
+    }
+}
+
+impl Upstream for Scrubbed {
+    fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    fn read(&mut self, within_ms: u64) -> Chunk {
+        if self.ended {
+            return Chunk::End;
+        }
+        loop {
+            match self.upstream.read(within_ms) {
+                Chunk::Data(data) => {
+                    let out = self.body.as_mut().map(|b| b.push(&data)).unwrap_or(data);
+                    // All of it may be held back as a possible start of the secret: read on.
+                    if !out.is_empty() {
+                        return Chunk::Data(out);
+                    }
+                }
+                Chunk::End => {
+                    let rest = self.body.take().map(StreamScrub::finish).unwrap_or_default();
+                    if rest.is_empty() {
+                        return Chunk::End;
+                    }
+                    self.ended = true;
+                    return Chunk::Data(rest);
+                }
+                Chunk::Failed(f) => return Chunk::Failed(self.scrub.transport(f)),
+                Chunk::TimedOut => return Chunk::TimedOut,
+            }
+        }
     }
 }
 

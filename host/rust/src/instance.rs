@@ -150,6 +150,7 @@ impl Instance {
     }
 
     /// The next action after a failed attempt; pass back the previous action's `progress`.
+    /// The route's secret is taken out of `failure` first, should the provider have echoed it.
     pub fn on_failure(
         &mut self,
         engine: &Engine,
@@ -159,15 +160,17 @@ impl Instance {
     ) -> Result<Action, Error> {
         let body = failure.response.as_ref().map_or(0, |r| r.body.len());
         self.limits.payload("the failure's response body", body)?;
+        let scrub = self.store.data().host.scrub_for(&route.credential);
+        let failure = scrub.failure(failure);
         self.arm();
         let got = match &self.exports {
             Exports::V0_2(b) => {
-                b.failover_policy_policy().engine().call_on_failure(&mut self.store, engine.0, route, failure, progress)
+                b.failover_policy_policy().engine().call_on_failure(&mut self.store, engine.0, route, &failure, progress)
             }
             Exports::V0_1(b) => {
                 let progress: Option<types_0_1::CallProgress> = progress.cloned().convert();
                 let policy = b.failover_policy_policy().engine();
-                let (route, failure) = (route.clone().convert(), failure.clone().convert());
+                let (route, failure) = (route.clone().convert(), failure.into_owned().convert());
                 policy.call_on_failure(&mut self.store, engine.0, &route, &failure, progress.as_ref()).map(Convert::convert)
             }
         };

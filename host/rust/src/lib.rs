@@ -51,4 +51,4 @@ pub use instance::{DrivenCall, Engine, Instance};
 pub use limits::Limits;
 pub use policy::{Policy, Tier, DEFAULT_POLICY};
 pub use policy_host::{Answer, PolicyHost, Swapped, TierUp, TieredSwap};
-pub use secrets::{default_env_var, fingerprint, Secrets};
+pub use secrets::{default_env_var, fingerprint, Scrub, Secrets, StreamScrub};

@@ -473,17 +473,11 @@ impl Shared {
         slot.crashes.clear();
         if let Some(previous) = slot.previous.take() {
             if self.restart(slot, previous).is_ok() {
-                let message = format!(
-                    "policy {name} failed {faults} times within {window} s (last: {why}); fell back to the previous policy {}",
-                    slot.live.version.policy
-                );
+                let message = crate::fault::crash_loop_message(&name, faults, window, &why, &slot.live.version.policy);
                 return notice(&mut *slot.events, "host.policy-crash-loop", message);
             }
         }
-        let message = format!(
-            "policy {name} failed {faults} times within {window} s (last: {why}) and no previous policy could take over; \
-             every call fails closed until a new policy is swapped in"
-        );
+        let message = crate::fault::closed_message(&name, faults, window, &why);
         slot.closed = Some(format!("policy {name} is stopped after repeated failures"));
         notice(&mut *slot.events, "host.policy-closed", message);
     }

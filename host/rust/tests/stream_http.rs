@@ -140,3 +140,21 @@ fn the_caller_s_timeout_bounds_the_whole_call() {
     assert!(error.message.contains("Tried: primary/big#p-1"), "{}", error.message);
     assert!(!attempts.is_empty());
 }
+
+#[test]
+fn a_key_the_provider_echoes_into_the_stream_never_reaches_the_caller() {
+    let mock = StreamMock::start().unwrap();
+    let split = |text: &str, at: usize| vec![Piece::Bytes(text.as_bytes()[..at].to_vec()), Piece::wait_ms(20), Piece::Bytes(text.as_bytes()[at..].to_vec())];
+    let echo = format!("data: {}\n\n", chunk(r#"{"content":"your key is sk-primary-key, keep it"}"#, "null"));
+    let at = echo.find("primary").unwrap();
+    let mut pieces = vec![Piece::data(&chunk(r#"{"role":"assistant"}"#, "null"))];
+    pieces.extend(split(&echo, at));
+    pieces.push(Piece::data(&chunk("{}", "\"stop\"")));
+    pieces.push(Piece::data("[DONE]"));
+    mock.script("primary", vec![Reply::stream(pieces)]);
+    let (mut instance, engine) = instance(&config(&mock, json!({})));
+    let (text, _, error) = read_all(instance.stream(&engine, &request(), &CallOptions { timeout_ms: None }).unwrap(), Instant::now());
+    assert_eq!(error, None);
+    assert!(!text.contains("sk-primary-key") && !text.contains("primary-key"), "{text}");
+    assert!(text.contains("your key is ..., keep it") && text.contains("[DONE]"), "{text}");
+}

@@ -11,6 +11,7 @@ from typing import Optional
 
 import httpx
 
+from .secrets import Scrub
 from .types import HttpResponse, Outbound, TransportFailure, TransportKind
 
 ERROR_BODY_LIMIT = 64 * 1024
@@ -35,8 +36,9 @@ def transport_kind(exc: BaseException) -> TransportKind:
     return TransportKind.OTHER
 
 
-def failure_of(exc: BaseException) -> TransportFailure:
-    return TransportFailure(transport_kind(exc), f"{type(exc).__name__}: {exc}"[:500])
+def failure_of(exc: BaseException, secret: str | None = None) -> TransportFailure:
+    """Scrubbed of `secret` before it is cut, so no part of it is left at the cut."""
+    return TransportFailure(transport_kind(exc), Scrub(secret).text(f"{type(exc).__name__}: {exc}")[:500])
 
 
 def timeouts(out: Outbound) -> httpx.Timeout:
@@ -56,6 +58,18 @@ def response_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers.multi_items() if k.lower() not in _HOP_BY_HOP]
 
 
+def _scrubbed(resp: httpx.Response, body: bytes, secret: str | None) -> HttpResponse:
+    """What the guest and the caller get: the secret out, then an error body cut to its prefix
+    (so a secret across the cut is caught whole, and its beginning not left at the end)."""
+    scrub = Scrub(secret)
+    response = scrub.response(HttpResponse(resp.status_code, response_headers(resp.headers), body))
+    if 200 <= resp.status_code < 300:
+        return response
+    # Reading stopped at the limit: more may have followed.
+    head = scrub.prefix(response.body, ERROR_BODY_LIMIT, more=len(body) >= ERROR_BODY_LIMIT)
+    return HttpResponse(response.status, response.headers, head)
+
+
 class HttpSender:
     """Sends outbounds with a pooled `httpx.Client` (a throwaway one when a fresh connection is asked)."""
 
@@ -63,13 +77,14 @@ class HttpSender:
         self._client = client or httpx.Client(follow_redirects=False)
 
     def send(self, out: Outbound, secret: Optional[str]) -> HttpResponse | TransportFailure:
+        """The answer with `secret` scrubbed from it, even when the provider echoes it."""
         try:
             if out.fresh_connection:
                 with httpx.Client(follow_redirects=False) as client:
                     return self._send(client, out, secret)
             return self._send(self._client, out, secret)
         except Exception as exc:  # any failure is a value for the guest
-            return failure_of(exc)
+            return failure_of(exc, secret)
 
     @staticmethod
     def _send(client: httpx.Client, out: Outbound, secret: Optional[str]) -> HttpResponse:
@@ -85,10 +100,9 @@ class HttpSender:
                     body += chunk
                     if len(body) >= ERROR_BODY_LIMIT:
                         break
-                body = body[:ERROR_BODY_LIMIT]
         finally:
             resp.close()
-        return HttpResponse(resp.status_code, response_headers(resp.headers), body)
+        return _scrubbed(resp, body, secret)
 
     def close(self) -> None:
         self._client.close()
@@ -101,13 +115,14 @@ class AsyncHttpSender:
         self._client = client or httpx.AsyncClient(follow_redirects=False)
 
     async def send(self, out: Outbound, secret: Optional[str]) -> HttpResponse | TransportFailure:
+        """The answer with `secret` scrubbed from it, even when the provider echoes it."""
         try:
             if out.fresh_connection:
                 async with httpx.AsyncClient(follow_redirects=False) as client:
                     return await self._send(client, out, secret)
             return await self._send(self._client, out, secret)
         except Exception as exc:  # any failure is a value for the guest
-            return failure_of(exc)
+            return failure_of(exc, secret)
 
     @staticmethod
     async def _send(client: httpx.AsyncClient, out: Outbound, secret: Optional[str]) -> HttpResponse:
@@ -123,10 +138,9 @@ class AsyncHttpSender:
                     body += chunk
                     if len(body) >= ERROR_BODY_LIMIT:
                         break
-                body = body[:ERROR_BODY_LIMIT]
         finally:
             await resp.aclose()
-        return HttpResponse(resp.status_code, response_headers(resp.headers), body)
+        return _scrubbed(resp, body, secret)
 
     async def aclose(self) -> None:
         await self._client.aclose()

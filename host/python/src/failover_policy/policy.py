@@ -24,7 +24,7 @@ from .events import EventLog
 from .fault import FailMode, Supervision
 from .limits import Limits
 from .http import ERROR_BODY_LIMIT, HttpSender
-from .secrets import Secrets
+from .secrets import Scrub, Secrets
 from .store import FileStore, RedisStore
 from .types import (Action, CallFailure, CallProgress, CallSuccess, CheckReport, Classified, Event, EventKind, FinalError,
                     Headers, HttpResponse, NoRoute, Outbound, Request, Route, Start,
@@ -270,8 +270,11 @@ class Policy:
     def on_failure(self, route: Route, status: int = 0, headers: Mapping[str, str] | Headers | None = None,
                    body: bytes | str | Any = b"", transport: TransportKind | str | None = None,
                    progress: Optional[CallProgress] = None, message: str = "") -> Action:
-        """The next action after a failed attempt: an HTTP `status`, or a `transport` error kind."""
+        """The next action after a failed attempt: an HTTP `status`, or a `transport` error kind.
+        The route's secret is taken out of it first, should the provider have echoed it."""
         failure = self._failure(status, headers, body, transport, message)
+        scrub = Scrub(self._host.secrets.get(route.credential))
+        failure = scrub.response(failure) if isinstance(failure, HttpResponse) else scrub.failure(failure)
         return self._guest(lambda i, e: i.on_failure(e, route, failure, progress),
                            fallback=lambda m, why: fault.action(m, route, failure, progress, why))
 

@@ -1,6 +1,7 @@
 """Secrets by credential id: from the environment (per the config) or a caller's dict.
 
-The guest only ever sees ids and fingerprints; the secret is attached by the host when it sends.
+The guest only ever sees ids and fingerprints; the secret is attached by the host when it sends,
+and `Scrub` takes it out of whatever comes back (a provider or proxy may echo the key it got).
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ import os
 import re
 from typing import Any, Mapping, Optional
 
-from .types import CredentialInfo
+from .types import CredentialInfo, HttpResponse, TransportFailure
+
+# A secret shorter than this is not scrubbed: it cannot be told from ordinary text (removing a
+# 1-letter test key would rewrite every body), and no provider issues one.
+MIN_SCRUBBED = 8
 
 
 def default_env_var(credential_id: str) -> str:
@@ -18,7 +23,44 @@ def default_env_var(credential_id: str) -> str:
 
 
 def fingerprint(secret: str) -> str:
+    """The first 16 hex digits of sha256(secret): changes with the key, reveals nothing of it."""
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+class Scrub:
+    """Takes the secret attached to a request out of what came back: status text, headers, body,
+    transport error messages. Each occurrence becomes `...` and the secret's last 4 characters
+    (only `...` under 16 characters), so a message still says which key it was about. The header
+    sent is `secret_prefix + secret`, so its whole value goes too."""
+
+    def __init__(self, secret: str | None) -> None:
+        self._text = secret if secret is not None and len(secret) >= MIN_SCRUBBED else ""
+        self._mask_text = "..." + (self._text[-4:] if len(self._text) >= 16 else "")
+        self._secret, self._mask = self._text.encode(), self._mask_text.encode()
+
+    def bytes(self, data: bytes) -> bytes:
+        return data.replace(self._secret, self._mask) if self._secret and self._secret in data else data
+
+    def text(self, text: str) -> str:
+        return text.replace(self._text, self._mask_text) if self._text else text
+
+    def response(self, response: HttpResponse) -> HttpResponse:
+        headers = [(self.text(k), self.text(v)) for k, v in response.headers]
+        return HttpResponse(response.status, headers, self.bytes(response.body))
+
+    def prefix(self, body: bytes, limit: int, more: bool = False) -> bytes:
+        """The first `limit` bytes of a scrubbed body; when that cuts it (or `more` of it was
+        never read), without a secret begun at the cut."""
+        head = body[:limit]
+        return head[:len(head) - self.partial_at_end(head)] if more or len(body) > limit else head
+
+    def failure(self, failure: TransportFailure) -> TransportFailure:
+        return TransportFailure(failure.kind, self.text(failure.message))
+
+    def partial_at_end(self, data: bytes) -> int:
+        """How many bytes at the end of `data` are the secret's first ones (fewer than all)."""
+        return next((n for n in range(min(len(self._secret) - 1, len(data)), 0, -1)
+                     if data.endswith(self._secret[:n])), 0)
 
 
 def credential_env_vars(config: Mapping[str, Any]) -> dict[str, str]:

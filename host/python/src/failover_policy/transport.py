@@ -76,7 +76,9 @@ def decisions(policy: Policy, req: Request) -> Generator[Step, Outcome, HttpResp
 
 
 def _last_status(attempts: list[Attempt]) -> int:
-    return next((int(a.outcome) for a in reversed(attempts) if a.outcome.isdigit()), 503)
+    """The last error status of the call: a 2xx that failed (an error event inside it) would be
+    read by an SDK as an answer, so it counts as none."""
+    return next((int(a.outcome) for a in reversed(attempts) if a.outcome.isdigit() and a.outcome[0] in "45"), 503)
 
 
 class _Base:
@@ -88,8 +90,8 @@ class _Base:
     def _error(self, exc: FailoverError, request: httpx.Request) -> httpx.Response:
         """The policy's final error as an OpenAI-shaped error response (what SDKs know to raise).
 
-        The status is the last HTTP status of the call, or 503 when there was none (a transport
-        failure, or a call that could not start)."""
+        The status is the last 4xx or 5xx of the call, or 503 when there was none (a transport
+        failure, an error inside a 200, or a call that could not start)."""
         if self.raise_errors:
             raise exc
         status, reason, retry_at = _last_status(exc.attempts), exc.reason.value, exc.retry_at_ms
