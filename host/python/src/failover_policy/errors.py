@@ -41,6 +41,11 @@ class FailoverError(PolicyError):
         self.attempts = attempts
 
 
+class AnswerBroken(FailoverError):
+    """A whole (not streamed) answer broke off after the caller got its head: raised to its reader,
+    so the part read is never taken for all of it (a stream says this with an error event)."""
+
+
 class PrepareError(PolicyError):
     """The guest could not rewrite a request for a route (e.g. the body is not JSON)."""
 
