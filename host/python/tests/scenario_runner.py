@@ -141,7 +141,7 @@ class _InstanceCall:
 class Streamed:
     """What a `stream` step's caller saw: when the head came (ms since start), what it read, the outcome."""
 
-    committed: Optional[int]
+    committed: int | None
     delivered: bytes
     got: CallSuccess | CallFailure
 

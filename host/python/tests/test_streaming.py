@@ -11,9 +11,9 @@ from typing import Any
 import openai
 import pytest
 from failover_policy import Policy
-from failover_policy.mock import DEEPSEEK_401, MockProviders, Stream, completion, openai_stream, sse
+from failover_policy.mock import DEEPSEEK_401, DONE, QUOTA_429, MockProviders, Stream, chunk, completion, openai_stream, sse
 
-from conftest import SECRETS, deepseek_config, fallback_config
+from conftest import SECRETS, V0_1_WASM, deepseek_config, fallback_config
 from test_openai_transport import MESSAGES, async_client, sync_client
 
 TRANSPORTS = pytest.mark.parametrize("client", [sync_client, async_client], ids=["sync", "async"])
@@ -145,3 +145,25 @@ def test_expired_key_is_retried_once_on_a_new_connection(mock, client) -> None:
             asyncio.run(create)
     first, second = mock.sent_to("ds")
     assert first.port != second.port, "the retry came over the same pooled connection"
+
+
+@TRANSPORTS
+def test_a_secret_echoed_across_two_reads_is_scrubbed(mock, client) -> None:
+    secret = "sk-ali-0123456789abcdef"
+    event = chunk(f"you sent {secret}")
+    cut = event.index(secret.encode()) + 10  # the secret split between two reads, 50 ms apart
+    mock.answers["ali"] = Stream([(0, chunk()), (0, event[:cut]), (0.05, event[cut:]), (0, chunk(finish="stop")), (0, DONE)])
+    policy = Policy.load(config(mock), secrets={**SECRETS, "ali-1": secret})
+    got, error = read_stream(client(policy))
+    assert error is None and got == ["you sent ...cdef"]
+
+
+@TRANSPORTS
+def test_a_0_1_0_policy_still_answers_whole(mock, client) -> None:
+    # A deployed 0.1.0 policy has no driven call: the transports read whole answers as before.
+    mock.answers["ali"] = QUOTA_429
+    policy = Policy.load(fallback_config(mock), secrets=SECRETS, wasm=V0_1_WASM)
+    assert not policy.drives
+    create = client(policy).chat.completions.create(model="m", messages=MESSAGES)
+    reply = asyncio.run(create) if asyncio.iscoroutine(create) else create
+    assert reply.choices[0].message.content == "hello from ten"

@@ -105,6 +105,19 @@ class DrivenCall:
             self._policy._drop(self)
 
 
+class FailedCall:
+    """A driven call the failed policy could not begin: it gives up at once, saying why."""
+
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    def next(self, given: CallInput) -> Step:
+        return fault.give_up(self._why)
+
+    def close(self) -> None:
+        pass
+
+
 class Policy:
     """A loaded policy: one component instance and one engine, guarded by a lock.
 
@@ -311,13 +324,14 @@ class Policy:
         """Whether the running policy has the driven call (contract 0.2.0); a 0.1.0 one has not."""
         return self._inst.drives
 
-    def begin(self, request: Request, timeout_ms: Optional[int] = None) -> "DrivenCall":
+    def begin(self, request: Request, timeout_ms: Optional[int] = None) -> "DrivenCall | FailedCall":
         """A driven call: the guest decides each step (`DrivenCall.next`), the caller carries it
         out (see `drive.Drive`). `timeout_ms` is the caller's own timeout, when it set one: the
         call's deadline is the earlier of it and the config's `deadline_ms`."""
         if not self.drives:
             raise ContractError(f"{self.contract} (no driven call)", ("0.2.0",))
-        return self._guest(lambda i, e: DrivenCall(self, i, i.begin(e, request, timeout_ms)), mutates=False)
+        return self._guest(lambda i, e: DrivenCall(self, i, i.begin(e, request, timeout_ms)), mutates=False,
+                           fallback=lambda m, why: FailedCall(why))
 
     def _next(self, call: "DrivenCall", given: CallInput) -> Step:
         def next_step(inst: Instance, _engine: ResourceAny) -> Step:
