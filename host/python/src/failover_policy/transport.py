@@ -23,7 +23,7 @@ event the policy wrote (a stream), or its reader raises `AnswerBroken` (a whole 
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Generator, Iterator, Optional
+from typing import Any, AsyncIterator, Generator, Iterator, Optional
 
 import httpx
 
@@ -118,6 +118,12 @@ def _last_status(attempts: list[Attempt]) -> int:
 
 
 class _Base:
+    # The httpx the caller's client is built on, and the streams its responses take: httpx here;
+    # `transport_httpx2` swaps in httpx2 (the `anthropic` SDK's fork of it).
+    hx: Any = httpx
+    body: Any = _Body
+    async_body: Any = _AsyncBody
+
     def __init__(self, policy: Policy, mount: str = "/v1", raise_errors: bool = False) -> None:
         self.policy = policy
         self.mount = mount.rstrip("/")
@@ -132,11 +138,10 @@ class _Base:
             raise exc
         status, reason, retry_at = _last_status(exc.attempts), exc.reason.value, exc.retry_at_ms
         body = {"error": {"message": str(exc), "type": "failover_error", "code": reason, "retry_at_ms": retry_at}}
-        return httpx.Response(status, json=body, headers={"x-failover-reason": reason}, request=request)
+        return self.hx.Response(status, json=body, headers={"x-failover-reason": reason}, request=request)
 
-    @staticmethod
-    def _response(resp: HttpResponse, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(resp.status, headers=resp.headers, content=resp.body, request=request)
+    def _response(self, resp: HttpResponse, request: httpx.Request) -> httpx.Response:
+        return self.hx.Response(resp.status, headers=resp.headers, content=resp.body, request=request)
 
 
 class FailoverTransport(_Base, httpx.BaseTransport):
@@ -151,7 +156,7 @@ class FailoverTransport(_Base, httpx.BaseTransport):
                 head = drive.commit()
             except FailoverError as exc:
                 return self._error(exc, request)
-            return httpx.Response(head.status, headers=head.headers, stream=_Body(drive), request=request)
+            return self.hx.Response(head.status, headers=head.headers, stream=self.body(drive), request=request)
         return self._whole(req, request)
 
     def _whole(self, req: Request, request: httpx.Request) -> httpx.Response:
@@ -191,7 +196,7 @@ class AsyncFailoverTransport(_Base, httpx.AsyncBaseTransport):
                 head = await drive.commit()
             except FailoverError as exc:
                 return self._error(exc, request)
-            return httpx.Response(head.status, headers=head.headers, stream=_AsyncBody(drive), request=request)
+            return self.hx.Response(head.status, headers=head.headers, stream=self.async_body(drive), request=request)
         return await self._whole(req, request)
 
     async def _whole(self, req: Request, request: httpx.Request) -> httpx.Response:
