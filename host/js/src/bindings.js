@@ -4,8 +4,15 @@ import { createHash } from 'node:crypto';
 import { compileFunction } from 'node:vm';
 import { transpileBytes } from '@bytecodealliance/jco-transpile';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
+import { ContractError } from './errors.js';
 
-const EXPORT = 'failover:policy/policy@0.1.0';
+/**
+ * The contract versions this host speaks, oldest first. 0.2.0 keeps every 0.1.0 type and
+ * function and adds the driven call (not used by this host yet), so both load through the same
+ * glue: only the version in the export key differs (jco's import keys carry none).
+ */
+export const CONTRACTS = ['0.1.0', '0.2.0'];
+const POLICY = 'failover:policy/policy';
 const HOST = 'failover:policy/host';
 
 // Transpiled modules are never unloaded by V8, so each distinct wasm is transpiled and compiled
@@ -25,9 +32,9 @@ export async function compile(bytes) {
     throw new Error(`not a policy component: ${String(e?.message ?? e).split('\n')[0]}`);
   }
   const files = new Map(Object.entries(out.files));
-  if (!out.exports?.some(([name]) => name === EXPORT)) {
-    throw new Error(`not a policy component: it does not export ${EXPORT}`);
-  }
+  const exportName = out.exports?.map(([name]) => name).find((name) => name.split('@')[0] === POLICY);
+  const contract = exportName?.split('@')[1];
+  if (!CONTRACTS.includes(contract)) throw new ContractError(exportName, CONTRACTS);
   const modules = new Map();
   for (const [name, data] of files) {
     if (name.endsWith('.wasm')) modules.set(name, new WebAssembly.Module(data));
@@ -40,7 +47,9 @@ export async function compile(bytes) {
     const mod = await import(`data:text/javascript;base64,${Buffer.from(source).toString('base64')}`);
     instantiateFn = mod.instantiate;
   }
-  const entry = { hash, instantiate: instantiateFn, modules, rewrites, copies: copy ? 'per-instance' : 'shared' };
+  const entry = {
+    hash, contract, exportName, instantiate: instantiateFn, modules, rewrites, copies: copy ? 'per-instance' : 'shared',
+  };
   compiled.set(hash, entry);
   return entry;
 }
@@ -139,11 +148,13 @@ export function instantiate(entry, host) {
   const imports = { ...wasiImports(), [HOST]: host };
   const exports = entry.instantiate((name) => entry.modules.get(name), imports);
   instances += 1;
-  const api = exports[EXPORT] ?? exports.policy;
-  if (!api?.Engine) throw new Error(`not a policy component: no ${EXPORT} engine`);
+  const api = exports[entry.exportName] ?? exports.policy;
+  if (!api?.Engine) throw new Error(`not a policy component: no ${entry.exportName} engine`);
   // jco would only fail at the first call of a missing function, which would count as a fault.
   const missing = FUNCTIONS.filter((name) => typeof api[name] !== 'function');
-  if (missing.length > 0) throw new Error(`not a policy component: it does not export ${missing.join(', ')} from ${EXPORT}`);
+  if (missing.length > 0) {
+    throw new Error(`not a policy component: it does not export ${missing.join(', ')} from ${entry.exportName}`);
+  }
   return new Guest(api, entry.hash);
 }
 

@@ -21,6 +21,19 @@ export class PolicyError extends Error {
   }
 }
 
+/**
+ * A component built for a contract version this host does not speak: `exported` is its
+ * `failover:policy/policy` export (undefined when it has none), `spoken` the versions spoken.
+ */
+export class ContractError extends Error {
+  constructor(exported, spoken) {
+    super(`component exports ${exported ?? 'no failover:policy/policy interface'}; this host speaks ${spoken.join(' and ')}`);
+    this.name = 'ContractError';
+    this.exported = exported;
+    this.spoken = spoken;
+  }
+}
+
 /** A swap that was refused; the old policy stays in place. */
 export class SwapError extends Error {
   constructor(message, cause) {

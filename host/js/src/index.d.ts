@@ -45,7 +45,8 @@ export interface Start { route: Route; delayMs: bigint; progress: CallProgress; 
 export interface PolicyEvent {
   kind: 'notice' | 'fallback-activated' | 'primary-restored' | 'credential-cooldown' | 'credential-dead'
     | 'credential-restored' | 'route-cooldown' | 'retry-scheduled' | 'gave-up' | 'circuit-opened'
-    | 'circuit-half-open' | 'circuit-closed' | 'retry-budget-exhausted' | 'state-restored' | 'state-dropped';
+    | 'circuit-half-open' | 'circuit-closed' | 'retry-budget-exhausted' | 'state-restored' | 'state-dropped'
+    | 'stream-event-dropped' | 'stream-resumed' | 'stream-failed';
   atMs: bigint; route?: Route; rule: string; message: string;
 }
 
@@ -122,6 +123,7 @@ export interface LoadOptions {
 }
 
 export class Policy {
+  /** @throws ContractError for a component of a contract version this host does not speak. */
   static load(config: object | string, options?: LoadOptions): Promise<Policy>;
   onEvent(listener: (event: PolicyEvent) => void): () => void;
   /** @throws PolicyError when no route is usable (per provider why, and when one will be). */
@@ -140,6 +142,8 @@ export class Policy {
   snapshot(): string;
   check(): { ok: boolean; findings: string[] };
   version(): { policy: string; schema: number };
+  /** The contract version the running policy speaks: '0.1.0' (a deployed older build) or '0.2.0'. */
+  readonly contract: '0.1.0' | '0.2.0';
   setSecrets(secrets?: Record<string, string>): void;
   setCredentials(credentials: Array<{ id: string; fingerprint: string }>): void;
   /** @throws PolicyError with the policy's final message; PayloadTooLarge for a body over the limit. */
@@ -147,7 +151,8 @@ export class Policy {
     Promise<{ response: Response; route: Route; attempts: Attempt[] }>;
   callSync(request: Request): { response: { status: number; headers: Header[]; body: Uint8Array }; route: Route; attempts: Attempt[] };
   /**
-   * @throws SwapError and keeps the current policy when the new one does not validate. Each
+   * @throws SwapError and keeps the current policy when the new one does not validate (or speaks
+   * a contract version this host does not, naming both). Each
    * distinct build is transpiled once per process; swapping back to the build the current one
    * replaced reuses that build's instance (a restore from the snapshot, under 1 ms).
    */
@@ -160,6 +165,8 @@ export class ConfigError extends Error { field: string }
 export class PolicyError extends Error {
   reason: Reason; retryAtMs?: bigint; providers: ProviderStatus[]; attempts: Attempt[];
 }
+/** A component built for a contract version this host does not speak (`Policy.load`; a swap throws SwapError). */
+export class ContractError extends Error { exported?: string; spoken: string[] }
 export class SwapError extends Error {}
 /** The policy failed in a call with no safe default; the host restored the last good state. */
 export class GuestTrap extends PolicyError { cause: unknown }

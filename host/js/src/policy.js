@@ -280,6 +280,11 @@ export class Policy {
     return this.#run(READS, (e, guest) => guest.version());
   }
 
+  /** The contract version the running policy speaks: '0.1.0' (a deployed older build) or '0.2.0'. */
+  get contract() {
+    return this.#entry.contract;
+  }
+
   /** Replaces the secrets ({credentialId: secret}, or from the environment when omitted). */
   setSecrets(secrets) {
     this.#secrets = resolveSecrets(parseOrEmpty(this.#config), secrets);

@@ -4,46 +4,17 @@
 // the previous policy or fails closed; oversized payloads are refused before the call.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { GuestTrap, PayloadTooLarge, Policy, PolicyError, SwapError, VirtualClock } from '../src/index.js';
 import { failedAction } from '../src/fault.js';
 import { instanceCount } from '../src/bindings.js';
 import { QUOTA_429 } from './mock-provider.js';
 import { initCooldownConfig, SECRETS } from './configs.js';
+import { broken, NO_CARGO } from './broken.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CRATE = `${ROOT}tests/policies/broken`;
-const TARGET = `${ROOT}target/broken-policies-js`;
 // Nothing is sent in these tests: decisions only, on a port no one listens on.
 const MOCK = { baseUrl: (provider) => `http://127.0.0.1:9/${provider}/v1` };
 const ROUTE = { provider: 'alibaba-coding-plan', model: 'qwen3.6-plus', credential: 'ali-1', position: 0 };
-
-function hasCargo() {
-  try {
-    execFileSync('cargo', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const CARGO = hasCargo();
-const NO_CARGO = CARGO ? false : 'cargo is needed to build the misbehaving test policies (tests/policies/broken)';
-
-/** The broken policy built with `feature`, once per feature, kept under target/. */
-function broken(feature) {
-  const out = `${TARGET}/broken-${feature}.wasm`;
-  if (!existsSync(out) || statSync(out).mtimeMs < statSync(`${CRATE}/src/lib.rs`).mtimeMs) {
-    mkdirSync(TARGET, { recursive: true });
-    const env = { ...process.env };
-    for (const k of ['CARGO_TARGET_DIR', 'CARGO_BUILD_TARGET', 'RUSTFLAGS']) delete env[k];
-    execFileSync('cargo', ['build', '--quiet', '--release', '--locked', '--target', 'wasm32-wasip2', '--features', feature,
-      '--manifest-path', `${CRATE}/Cargo.toml`, '--target-dir', TARGET], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    copyFileSync(`${TARGET}/wasm32-wasip2/release/broken_policy.wasm`, out);
-  }
-  return out;
-}
 
 /**
  * A policy with ali-1 cooling down after a quota 429 (state worth keeping) and its events; on a

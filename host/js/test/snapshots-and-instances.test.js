@@ -12,7 +12,6 @@ import { initCooldownConfig, SECRETS } from './configs.js';
 const WASM = readFileSync(new URL('../src/policy.wasm', import.meta.url));
 /** The same policy with a custom section appended: a different hash, so another build. */
 const VARIANT = Buffer.concat([WASM, Buffer.from([0, 7, 6, ...Buffer.from('build2')])]);
-const EXPORT = 'failover:policy/policy@0.1.0';
 const MOCK = { baseUrl: (provider) => `http://127.0.0.1:9/${provider}/v1` };
 const PRIMARY = { provider: 'alibaba-coding-plan', model: 'qwen3.6-plus', credential: 'ali-1', position: 0 };
 const QUOTA = { status: QUOTA_429.status, body: JSON.stringify(QUOTA_429.body) };
@@ -46,9 +45,9 @@ async function observed() {
   });
   const instantiate = (getCore, imports) => {
     const n = ++instances;
-    const api = entry.instantiate(getCore, imports)[EXPORT];
+    const api = entry.instantiate(getCore, imports)[entry.exportName];
     const Engine = { create: (...args) => wrapEngine(api.Engine.create(...args), n) };
-    return { [EXPORT]: { ...api, Engine } };
+    return { [entry.exportName]: { ...api, Engine } };
   };
   return {
     entry: { ...entry, instantiate },

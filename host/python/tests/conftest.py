@@ -4,7 +4,10 @@ from pathlib import Path
 # The scenario runner and the mock provider are test helpers next to this file.
 sys.path.insert(0, str(Path(__file__).parent))
 
+import os
+import shutil
 import socket
+import subprocess
 from typing import Any, Iterator
 
 import pytest
@@ -48,3 +51,28 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+ROOT = Path(__file__).resolve().parents[3]
+BROKEN = ROOT / "tests" / "policies" / "broken"
+BROKEN_TARGET = ROOT / "target" / "broken-policies-py"
+# The deployed policy built for contract 0.1.0, which this host keeps loading.
+V0_1_WASM = ROOT / "tests" / "policies" / "v0.1.0" / "failover_policy.wasm"
+
+
+def broken(feature: str) -> Path:
+    """The broken policy built with `feature`, built once per feature and kept under target/."""
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        pytest.skip("cargo is needed to build the misbehaving test policies")
+    out = BROKEN_TARGET / f"broken-{feature}.wasm"
+    sources = [BROKEN / "src" / "lib.rs", BROKEN / "build.rs", BROKEN / "Cargo.toml", ROOT / "wit" / "policy.wit"]
+    if not out.exists() or out.stat().st_mtime < max(s.stat().st_mtime for s in sources):
+        env = {k: v for k, v in os.environ.items() if k not in ("CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS")}
+        subprocess.run(
+            [cargo, "build", "--release", "--locked", "--target", "wasm32-wasip2", "--features", feature,
+             "--manifest-path", str(BROKEN / "Cargo.toml"), "--target-dir", str(BROKEN_TARGET)],
+            check=True, env=env, capture_output=True,
+        )
+        shutil.copy(BROKEN_TARGET / "wasm32-wasip2" / "release" / "broken_policy.wasm", out)
+    return out

@@ -1,7 +1,8 @@
 """Replays tests/scenarios/*.json through the Python host (format: tests/scenarios/README.md).
 
 Thin by design: it supplies the guest's imports (scripted `send`, a virtual clock, `emit` into the
-trace, `seed`) and compares. Every decision comes from the guest.
+trace, `seed`) and compares. Every decision comes from the guest. It carries out the steps in
+`STEP_KINDS`; a scenario with any other (the driven call's `stream`, issue 16) is not run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,18 @@ OK_RESPONSE = {"status": 200, "headers": {"content-type": "application/json"},
                "body": {"id": "sim", "object": "chat.completion", "choices": [
                    {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}}
 DEFAULT_BODY = {"model": "placeholder", "messages": [{"role": "user", "content": "hello"}]}
+STEP_KINDS = ("advance_ms", "select", "call", "set_credentials", "script", "restart")
+# What any step may carry besides its kind.
+STEP_CHECKS = ("expect", "events", "no_events")
+
+
+class UnsupportedStep(Exception):
+    """A step kind this runner does not carry out."""
+
+
+def unsupported_steps(sc: dict[str, Any]) -> list[str]:
+    """The step kinds of scenario `sc` this runner does not carry out, sorted."""
+    return sorted({key for step in sc["steps"] for key in step if key not in STEP_KINDS + STEP_CHECKS})
 
 
 def compact(value: Any) -> str:
@@ -134,13 +147,17 @@ def _attempts(attempts: list[Any]) -> list[dict[str, Any]]:
              "delay_ms": a.action.delay_ms if a.action else None} for a in attempts]
 
 
-def run_scenario(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """(trace, failed expectations) of one scenario file."""
+def run_scenario(path: Path, wasm: Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """(trace, failed expectations) of one scenario file, through `wasm` (default: the packaged
+    policy). Raises UnsupportedStep, before running anything, for a step it does not carry out."""
     sc = json.loads(path.read_text())
+    unsupported = unsupported_steps(sc)
+    if unsupported:
+        raise UnsupportedStep(f"scenario {sc['name']} has steps this runner does not carry out: {unsupported}")
     start = sc.get("start_ms", 1795528800000)
     clock = VirtualClock(start)
     run = Run(sc["name"], start, sc.get("seed", 1), json.loads(json.dumps(sc.get("providers", {}))), clock)
-    inst = Instance(compile_component(), _Imports(run))
+    inst = Instance(compile_component(wasm), _Imports(run))
     config = compact(sc["config"])
     if sc.get("credentials") is not None:
         creds = [CredentialInfo(c["id"], c["fingerprint"]) for c in sc["credentials"]]

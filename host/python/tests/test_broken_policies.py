@@ -4,40 +4,15 @@ without bound is contained (process alive, state intact, a `host.policy-fault` n
 default decision), and a crash loop falls back to the previous policy or fails closed."""
 
 import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import SECRETS, fallback_config
+from conftest import SECRETS, broken, fallback_config
 from failover_policy import (ActionKind, EventKind, FailoverError, GuestTrap, NoRouteError, Policy, Request,
                              Route, SwapError, VirtualClock)
 from failover_policy.errors import PayloadTooLarge
 from failover_policy.limits import Limits
 from failover_policy.mock import QUOTA_429
-
-ROOT = Path(__file__).resolve().parents[3]
-CRATE = ROOT / "tests" / "policies" / "broken"
-TARGET = ROOT / "target" / "broken-policies-py"
-
-
-def broken(feature: str) -> Path:
-    """The broken policy built with `feature`, built once per feature and kept under target/."""
-    cargo = shutil.which("cargo")
-    if cargo is None:
-        pytest.skip("cargo is needed to build the misbehaving test policies")
-    out = TARGET / f"broken-{feature}.wasm"
-    if not out.exists() or out.stat().st_mtime < (CRATE / "src" / "lib.rs").stat().st_mtime:
-        env = {k: v for k, v in os.environ.items() if k not in ("CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS")}
-        subprocess.run(
-            [cargo, "build", "--release", "--locked", "--target", "wasm32-wasip2", "--features", feature,
-             "--manifest-path", str(CRATE / "Cargo.toml"), "--target-dir", str(TARGET)],
-            check=True, env=env, capture_output=True,
-        )
-        shutil.copy(TARGET / "wasm32-wasip2" / "release" / "broken_policy.wasm", out)
-    return out
 
 
 def cooled_policy(mock, **kw) -> Policy:

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::contract::Contract;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The policy `.wasm` could not be read.
@@ -10,6 +12,18 @@ pub enum Error {
     /// The bytes are not a component, or not one of world `failover:policy/failover`.
     #[error("`{origin}` is not a usable policy component: {message}")]
     InvalidPolicy { origin: String, message: String },
+    /// The component exports a contract version this host does not speak (or no policy at all);
+    /// `exported` is the name of its `failover:policy/policy` export, e.g. `...@0.3.0`.
+    #[error(
+        "`{origin}` exports {}; this host speaks {}",
+        .exported.as_deref().unwrap_or("no failover:policy/policy interface"),
+        Contract::spoken()
+    )]
+    UnknownContract { origin: String, exported: Option<String> },
+    /// The policy's contract version lacks what was asked (a 0.1.0 policy has no driven call);
+    /// the instance is untouched.
+    #[error("{what} is not in {contract}, the contract this policy speaks")]
+    Unsupported { what: &'static str, contract: Contract },
     /// The guest refused a config or snapshot; `field` is the JSON path of the problem.
     #[error("bad config or state at `{field}`: {message}")]
     Config { field: String, message: String },

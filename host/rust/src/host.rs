@@ -1,10 +1,11 @@
 //! What the host does for the guest: the `host` interface's imports (send, clock, events,
-//! seed) and the WASI context std needs. The guest decides; this only carries out.
+//! seed) and the WASI context std needs. The guest decides; this only carries out. These are
+//! contract 0.2.0's; the 0.1.0 imports convert and delegate here (`bindings::v0_1`).
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::failover::policy::{host, types};
+use crate::bindings::v0_2::failover::policy::{host, types};
 use crate::clock::Clock;
 use crate::events::EventSink;
 use crate::limits::MemoryLimit;

@@ -2,24 +2,27 @@
 //! comes back as `Error::Guest`; after one, the instance is poisoned and only a new
 //! `Policy::instantiate` (restored from a snapshot) recovers. Each call runs under the policy's
 //! `Limits`: a time limit set afresh per call, and a size check on what crosses the boundary.
+//! An instance speaks the contract version of its policy; a 0.1.0 policy's values are converted
+//! to and from the 0.2.0 types here, so callers see one API.
 
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
-use crate::bindings::exports::failover::policy::policy::{
-    CallFailure, CallSuccess, CheckReport, PrepareError, StateError, VersionInfo,
-};
-use crate::bindings::Failover;
+use crate::bindings::v0_1::failover::policy::types as types_0_1;
+use crate::bindings::v0_1::Convert;
+use crate::bindings::Exports;
+use crate::contract::Contract;
 use crate::error::Error;
 use crate::host::StoreData;
 use crate::limits::Limits;
 use crate::types::{
-    Action, CallInput, CallOptions, CallProgress, Step, Classified, CredentialInfo, Failure, FinalError, HttpResponse, NoRoute, Outbound, Request, Route, Start,
+    Action, CallFailure, CallInput, CallOptions, CallProgress, CallSuccess, CheckReport, Classified, CredentialInfo, Failure,
+    FinalError, HttpResponse, NoRoute, Outbound, PrepareError, Request, Route, Start, StateError, Step, VersionInfo,
 };
 
 pub struct Instance {
     store: Store<StoreData>,
-    bindings: Failover,
+    exports: Exports,
     limits: Limits,
 }
 
@@ -31,13 +34,19 @@ const NO_DEADLINE: u64 = u64::MAX / 2;
 #[derive(Debug)]
 pub struct Engine(ResourceAny);
 
-/// A driven call (the WIT `driven-call` resource) of one `Instance`.
+/// One driven call (the WIT `driven-call` resource, contract 0.2.0) living in one `Instance`:
+/// made by `Instance::begin`, stepped with `Instance::next`, released with `Instance::drop_call`.
 #[derive(Debug)]
 pub struct DrivenCall(ResourceAny);
 
 impl Instance {
-    pub(crate) fn new(store: Store<StoreData>, bindings: Failover, limits: Limits) -> Self {
-        Instance { store, bindings, limits }
+    pub(crate) fn new(store: Store<StoreData>, exports: Exports, limits: Limits) -> Self {
+        Instance { store, exports, limits }
+    }
+
+    /// The contract version the policy speaks.
+    pub fn contract(&self) -> Contract {
+        self.exports.contract()
     }
 
     /// Starts the time limit of the next call.
@@ -71,31 +80,42 @@ impl Instance {
     /// What a failure from `provider` means; stateless.
     pub fn classify(&mut self, provider: &str, failure: &Failure) -> Result<Classified, Error> {
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.call_classify(&mut self.store, provider, failure).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().call_classify(&mut self.store, provider, failure),
+            Exports::V0_1(b) => b
+                .failover_policy_policy()
+                .call_classify(&mut self.store, provider, &failure.clone().convert())
+                .map(Convert::convert),
+        };
+        got.map_err(|e| self.fault(e))
     }
 
     /// Whether `response` is an answer (a 2xx whose body is no error event or error document);
     /// stateless. A host that drives `on_success`/`on_failure` itself asks this, not the status.
     pub fn succeeded(&mut self, response: &HttpResponse) -> Result<bool, Error> {
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.call_succeeded(&mut self.store, response).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().call_succeeded(&mut self.store, response),
+            Exports::V0_1(b) => b.failover_policy_policy().call_succeeded(&mut self.store, &response.clone().convert()),
+        };
+        got.map_err(|e| self.fault(e))
     }
 
     /// A new engine from a config JSON and optionally a snapshot; `credentials` are the ids the
     /// host holds secrets for. A bad config or snapshot is `Error::Config`.
-    pub fn create_engine(
-        &mut self,
-        config: &str,
-        state: Option<&str>,
-        credentials: &[CredentialInfo],
-    ) -> Result<Engine, Error> {
+    pub fn create_engine(&mut self, config: &str, state: Option<&str>, credentials: &[CredentialInfo]) -> Result<Engine, Error> {
         self.limits.payload("the config", config.len())?;
         self.limits.payload("the snapshot", state.map_or(0, str::len))?;
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        match policy.engine().call_create(&mut self.store, config, state, credentials).map_err(|e| self.fault(e))? {
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_create(&mut self.store, config, state, credentials),
+            Exports::V0_1(b) => b
+                .failover_policy_policy()
+                .engine()
+                .call_create(&mut self.store, config, state, &credentials.to_vec().convert())
+                .map(|created| created.map_err(Convert::convert)),
+        };
+        match got.map_err(|e| self.fault(e))? {
             Ok(resource) => Ok(Engine(resource)),
             Err(e) => Err(Error::Config { field: e.field, message: e.message }),
         }
@@ -109,16 +129,24 @@ impl Instance {
     /// The route to start with, or why there is none.
     pub fn select(&mut self, engine: &Engine) -> Result<Result<Route, NoRoute>, Error> {
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_select(&mut self.store, engine.0).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_select(&mut self.store, engine.0),
+            Exports::V0_1(b) => b.failover_policy_policy().engine().call_select(&mut self.store, engine.0).map(Convert::convert),
+        };
+        got.map_err(|e| self.fault(e))
     }
 
     /// The start of a call the host drives itself: the route and how long to wait first (with
     /// the `progress` for the first `on_failure`), or the final error when nothing will do.
     pub fn start_call(&mut self, engine: &Engine) -> Result<Result<Start, FinalError>, Error> {
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_start_call(&mut self.store, engine.0).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_start_call(&mut self.store, engine.0),
+            Exports::V0_1(b) => {
+                b.failover_policy_policy().engine().call_start_call(&mut self.store, engine.0).map(Convert::convert)
+            }
+        };
+        got.map_err(|e| self.fault(e))
     }
 
     /// The next action after a failed attempt; pass back the previous action's `progress`.
@@ -135,14 +163,29 @@ impl Instance {
         let scrub = self.store.data().host.scrub_for(&route.credential);
         let failure = scrub.failure(failure);
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_on_failure(&mut self.store, engine.0, route, &failure, progress).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => {
+                b.failover_policy_policy().engine().call_on_failure(&mut self.store, engine.0, route, &failure, progress)
+            }
+            Exports::V0_1(b) => {
+                let progress: Option<types_0_1::CallProgress> = progress.cloned().convert();
+                let policy = b.failover_policy_policy().engine();
+                let (route, failure) = (route.clone().convert(), failure.into_owned().convert());
+                policy.call_on_failure(&mut self.store, engine.0, &route, &failure, progress.as_ref()).map(Convert::convert)
+            }
+        };
+        got.map_err(|e| self.fault(e))
     }
 
     pub fn on_success(&mut self, engine: &Engine, route: &Route) -> Result<(), Error> {
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_on_success(&mut self.store, engine.0, route).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_on_success(&mut self.store, engine.0, route),
+            Exports::V0_1(b) => {
+                b.failover_policy_policy().engine().call_on_success(&mut self.store, engine.0, &route.clone().convert())
+            }
+        };
+        got.map_err(|e| self.fault(e))
     }
 
     /// The request rewritten for `route` (URL, model, auth header name, timeouts).
@@ -154,8 +197,15 @@ impl Instance {
     ) -> Result<Result<Outbound, PrepareError>, Error> {
         self.limits.payload("the request body", request.body.len())?;
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_prepare(&mut self.store, engine.0, route, request).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_prepare(&mut self.store, engine.0, route, request),
+            Exports::V0_1(b) => b
+                .failover_policy_policy()
+                .engine()
+                .call_prepare(&mut self.store, engine.0, &route.clone().convert(), &request.clone().convert())
+                .map(Convert::convert),
+        };
+        got.map_err(|e| self.fault(e))
     }
 
     /// The whole guest-driven call: the guest sends, waits and decides through the host. No time
@@ -163,27 +213,41 @@ impl Instance {
     pub fn call(&mut self, engine: &Engine, request: &Request) -> Result<Result<CallSuccess, CallFailure>, Error> {
         self.limits.payload("the request body", request.body.len())?;
         self.store.set_epoch_deadline(NO_DEADLINE);
-        let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_call(&mut self.store, engine.0, request).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_call(&mut self.store, engine.0, request),
+            Exports::V0_1(b) => b
+                .failover_policy_policy()
+                .engine()
+                .call_call(&mut self.store, engine.0, &request.clone().convert())
+                .map(Convert::convert),
+        };
+        got.map_err(|e| self.fault(e))
     }
 
-    /// A call the host carries out step by step (`next`), streamed or not: see `crate::drive`.
+    /// Starts a call the host carries out step by step (`next`), streamed or not. Contract
+    /// 0.2.0 only: a 0.1.0 policy answers `Error::Unsupported`, untouched; use `call` with it.
     pub fn begin(&mut self, engine: &Engine, request: &Request, options: &CallOptions) -> Result<DrivenCall, Error> {
         self.limits.payload("the request body", request.body.len())?;
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_begin(&mut self.store, engine.0, request, *options).map(DrivenCall).map_err(|e| self.fault(e))
+        let Exports::V0_2(b) = &self.exports else {
+            return Err(Error::Unsupported { what: "the driven call (engine.begin)", contract: self.contract() });
+        };
+        let got = b.failover_policy_policy().engine().call_begin(&mut self.store, engine.0, request, *options);
+        got.map(DrivenCall).map_err(|e| self.fault(e))
     }
 
-    /// The driven call's next step, given what came of the last one.
+    /// The next step of a driven call, given what came of the last one (`start` first).
     pub fn next(&mut self, call: &DrivenCall, input: &CallInput) -> Result<Step, Error> {
-        self.limits.payload("the bytes read", input.data.len())?;
+        self.limits.payload("the body bytes read", input.data.len())?;
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.driven_call().call_next(&mut self.store, call.0, input).map_err(|e| self.fault(e))
+        let Exports::V0_2(b) = &self.exports else {
+            return Err(Error::Unsupported { what: "the driven call (driven-call.next)", contract: self.contract() });
+        };
+        let got = b.failover_policy_policy().driven_call().call_next(&mut self.store, call.0, input);
+        got.map_err(|e| self.fault(e))
     }
 
-    /// Releases a driven call's guest state.
+    /// Releases a driven call's guest state (its call need not be over).
     pub fn drop_call(&mut self, call: DrivenCall) -> Result<(), Error> {
         call.0.resource_drop(&mut self.store).map_err(|e| self.fault(e))
     }
@@ -196,23 +260,36 @@ impl Instance {
     /// Tells the engine which credentials the host now holds.
     pub fn set_credentials(&mut self, engine: &Engine, credentials: &[CredentialInfo]) -> Result<(), Error> {
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_set_credentials(&mut self.store, engine.0, credentials).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_set_credentials(&mut self.store, engine.0, credentials),
+            Exports::V0_1(b) => b.failover_policy_policy().engine().call_set_credentials(
+                &mut self.store,
+                engine.0,
+                &credentials.to_vec().convert(),
+            ),
+        };
+        got.map_err(|e| self.fault(e))
     }
 
     /// The engine's state as JSON, for `create_engine` to continue from.
     pub fn snapshot(&mut self, engine: &Engine) -> Result<String, Error> {
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        let snapshot = policy.engine().call_snapshot(&mut self.store, engine.0).map_err(|e| self.fault(e))?;
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_snapshot(&mut self.store, engine.0),
+            Exports::V0_1(b) => b.failover_policy_policy().engine().call_snapshot(&mut self.store, engine.0),
+        };
+        let snapshot = got.map_err(|e| self.fault(e))?;
         self.limits.payload("the snapshot the policy returned", snapshot.len())?;
         Ok(snapshot)
     }
 
     pub fn check(&mut self, engine: &Engine) -> Result<CheckReport, Error> {
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.engine().call_check(&mut self.store, engine.0).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_check(&mut self.store, engine.0),
+            Exports::V0_1(b) => b.failover_policy_policy().engine().call_check(&mut self.store, engine.0).map(Convert::convert),
+        };
+        got.map_err(|e| self.fault(e))
     }
 
     /// Two snapshots merged into one.
@@ -220,8 +297,11 @@ impl Instance {
         self.limits.payload("the first snapshot to merge", a.len())?;
         self.limits.payload("the second snapshot to merge", b.len())?;
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        let merged = policy.call_merge(&mut self.store, a, b).map_err(|e| self.fault(e))?;
+        let got = match &self.exports {
+            Exports::V0_2(x) => x.failover_policy_policy().call_merge(&mut self.store, a, b),
+            Exports::V0_1(x) => x.failover_policy_policy().call_merge(&mut self.store, a, b).map(Convert::convert),
+        };
+        let merged = got.map_err(|e| self.fault(e))?;
         if let Ok(json) = &merged {
             self.limits.payload("the merged snapshot the policy returned", json.len())?;
         }
@@ -230,7 +310,10 @@ impl Instance {
 
     pub fn version(&mut self) -> Result<VersionInfo, Error> {
         self.arm();
-        let policy = self.bindings.failover_policy_policy();
-        policy.call_version(&mut self.store).map_err(|e| self.fault(e))
+        let got = match &self.exports {
+            Exports::V0_2(b) => b.failover_policy_policy().call_version(&mut self.store),
+            Exports::V0_1(b) => b.failover_policy_policy().call_version(&mut self.store).map(Convert::convert),
+        };
+        got.map_err(|e| self.fault(e))
     }
 }

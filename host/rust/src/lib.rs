@@ -18,6 +18,7 @@
 mod bindings;
 mod cache;
 mod clock;
+mod contract;
 mod drive;
 mod error;
 mod events;
@@ -39,6 +40,7 @@ mod wasm;
 
 pub use cache::{sha256_hex, ArtifactCache};
 pub use clock::{Clock, VirtualClock};
+pub use contract::Contract;
 pub use drive::{Begun, Ended, Streamed};
 pub use error::Error;
 pub use events::{EventLog, EventSink};

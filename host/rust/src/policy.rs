@@ -5,10 +5,11 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 
-use crate::bindings::{Failover, FailoverPre};
+use crate::bindings::{self, Pre};
 use crate::cache::{sha256_hex, ArtifactCache};
+use crate::contract::Contract;
 use crate::error::Error;
 use crate::host::{Host, StoreData};
 use crate::instance::Instance;
@@ -17,11 +18,11 @@ use crate::limits::Limits;
 /// The policy built from `guest/` with this host, embedded at compile time.
 pub const DEFAULT_POLICY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/failover_policy.wasm"));
 
-/// A compiled, linked policy component. Holds nothing per call: each `Instance` has its own
-/// Store, so instances never share guest state.
+/// A compiled, linked policy component, of any contract version this host speaks. Holds nothing
+/// per call: each `Instance` has its own Store, so instances never share guest state.
 pub struct Policy {
     engine: wasmtime::Engine,
-    pre: FailoverPre<StoreData>,
+    pre: Pre,
     limits: Limits,
     origin: String,
     sha256: String,
@@ -105,9 +106,12 @@ impl Policy {
 
     fn link(engine: wasmtime::Engine, component: &Component, sha256: String, origin: &str, tier: Tier) -> Result<Policy, Error> {
         let invalid = |e: wasmtime::Error| Error::InvalidPolicy { origin: origin.to_string(), message: Error::one_line(&e) };
+        // The version first, so a component of another version is refused naming both, not
+        // with the first import or export the linker misses.
+        let contract = Contract::of(component, &engine, origin)?;
         // Checking imports and exports here makes a wrong component fail at load, not first use.
         let pre = linker(&engine, tier)?.instantiate_pre(component).map_err(invalid)?;
-        let pre = FailoverPre::new(pre).map_err(invalid)?;
+        let pre = Pre::new(contract, pre).map_err(invalid)?;
         Ok(Policy { engine, pre, limits: Limits::default(), origin: origin.to_string(), sha256, tier })
     }
 
@@ -136,27 +140,32 @@ impl Policy {
         self.tier
     }
 
+    /// The contract version it speaks.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
+
     /// A fresh instance (its own Store and guest memory, under this policy's limits) serving `host`.
     pub fn instantiate(&self, host: Host) -> Result<Instance, Error> {
         let mut store = wasmtime::Store::new(&self.engine, StoreData::new(host, self.limits.memory_bytes));
         store.limiter(|data| &mut data.limits);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.limits.ticks());
-        let bindings = self.pre.instantiate(&mut store).map_err(Error::guest)?;
-        Ok(Instance::new(store, bindings, self.limits))
+        let exports = self.pre.instantiate(&mut store).map_err(Error::guest)?;
+        Ok(Instance::new(store, exports, self.limits))
     }
 }
 
-/// The process's Linker (WASI and the host interface) for the engine of `tier` (one per
-/// engine, as a Linker belongs to one): built once, as it costs about 0.1 ms, a sizeable share
-/// of loading a policy from the cache.
+/// The process's Linker (WASI and the host interface of every contract version) for the engine
+/// of `tier` (one per engine, as a Linker belongs to one): built once, as it costs about 0.1 ms,
+/// a sizeable share of loading a policy from the cache.
 fn linker(engine: &wasmtime::Engine, tier: Tier) -> Result<&'static Linker<StoreData>, Error> {
     static OPTIMISED: OnceLock<Result<Linker<StoreData>, String>> = OnceLock::new();
     static BASELINE: OnceLock<Result<Linker<StoreData>, String>> = OnceLock::new();
     let build = || {
         let mut linker = Linker::<StoreData>::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::one_line(&e))?;
-        Failover::add_to_linker::<StoreData, HasSelf<Host>>(&mut linker, |data| &mut data.host).map_err(|e| Error::one_line(&e))?;
+        bindings::add_to_linker(&mut linker).map_err(|e| Error::one_line(&e))?;
         Ok(linker)
     };
     let linker = match tier {

@@ -256,11 +256,14 @@ impl PolicyHost {
     pub fn swap_tiered(&self, bytes: &[u8], origin: &str, cache: &ArtifactCache) -> Result<TieredSwap, Error> {
         let sha256 = sha256_hex(bytes);
         let limits = self.shared.lock().live.policy.limits();
-        if let Some(policy) = Policy::from_cache_only(&sha256, origin, cache)? {
+        // A component that does not load (of a contract version this host does not speak, say)
+        // is a refused swap like any other.
+        if let Some(policy) = Policy::from_cache_only(&sha256, origin, cache).map_err(|e| self.shared.refused(e))? {
             let swapped = self.shared.swap(Arc::new(policy.with_limits(limits)))?;
             return Ok(TieredSwap { swapped, tier: Tier::Optimised, tier_up: None });
         }
-        let baseline = Arc::new(Policy::baseline(bytes, sha256.clone(), origin)?.with_limits(limits));
+        let baseline = Policy::baseline(bytes, sha256.clone(), origin).map_err(|e| self.shared.refused(e))?;
+        let baseline = Arc::new(baseline.with_limits(limits));
         let swapped = self.shared.swap(baseline.clone())?;
         let (sent, done) = mpsc::channel();
         let job = TierUpJob {
@@ -358,7 +361,7 @@ impl Shared {
             Err(e) => {
                 let name = &slot.live.version.policy;
                 let (rule, message) = match tier_up_of {
-                    None => ("host.swap-refused", format!("refused a new policy, keeping {name}: {e}")),
+                    None => (SWAP_REFUSED, refusal(name, &e)),
                     Some(_) => (
                         "host.tier-up-failed",
                         format!("the optimised build of {name} was refused ({e}); the baseline build keeps serving"),
@@ -392,6 +395,14 @@ impl Shared {
         };
         notice(&mut *slot.events, rule, message);
         Ok(swapped)
+    }
+
+    /// A policy that did not even load for a swap: `e`, after a notice like any refused swap's.
+    fn refused(&self, e: Error) -> Error {
+        let mut slot = self.lock();
+        let message = refusal(&slot.live.version.policy, &e);
+        notice(&mut *slot.events, SWAP_REFUSED, message);
+        e
     }
 
     /// Runs one call on the live instance and keeps the state it leaves; when the policy
@@ -496,6 +507,13 @@ enum Mutates {
     /// held by tests/promises.rs).
     WithAnEvent,
     No,
+}
+
+const SWAP_REFUSED: &str = "host.swap-refused";
+
+/// What a refused swap's notice says.
+fn refusal(running: &str, e: &Error) -> String {
+    format!("refused a new policy, keeping {running}: {e}")
 }
 
 fn notice(events: &mut dyn EventSink, rule: &str, message: String) {

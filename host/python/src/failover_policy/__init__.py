@@ -5,7 +5,7 @@ HTTP, clock, events and secrets by credential id.
 """
 
 from .clock import SystemClock, VirtualClock
-from .errors import (ConfigError, FailoverError, GuestTrap, NoRouteError, PolicyError,
+from .errors import (ConfigError, ContractError, FailoverError, GuestTrap, NoRouteError, PolicyError,
                      PrepareError, SwapError)
 from .events import EventLog
 from .policy import Policy
@@ -19,7 +19,7 @@ from .types import (Action, ActionKind, Attempt, CallProgress, CallSuccess, Chec
 
 __all__ = [
     "Action", "ActionKind", "AsyncFailoverTransport", "Attempt", "CallProgress", "CallSuccess",
-    "CheckReport", "Classified", "ConfigError", "CredentialState", "CredentialStatus", "Event",
+    "CheckReport", "Classified", "ConfigError", "ContractError", "CredentialState", "CredentialStatus", "Event",
     "EventKind", "EventLog", "FailoverError", "FailoverTransport", "FileStore", "FinalError", "GuestTrap",
     "HttpResponse", "NoRoute", "NoRouteError", "Outbound", "Policy", "PolicyError",
     "PrepareError", "ProviderStatus", "Reason", "RedisStore", "Request", "Route", "SetAside", "Start",

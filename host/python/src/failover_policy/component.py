@@ -28,6 +28,7 @@ from wasmtime.component import Component, Linker, ResourceAny
 
 from . import codec
 from . import types as t
+from .errors import ContractError
 from .limits import EpochTicker, Limits
 from .types import (Action, CallFailure, CallSuccess, CallProgress, CheckReport, Classified,
                     CredentialInfo, Event, FinalError, HttpResponse, NoRoute, Outbound, Request, Route,
@@ -35,9 +36,12 @@ from .types import (Action, CallFailure, CallSuccess, CallProgress, CheckReport,
 
 log = logging.getLogger("failover_policy")
 
-HOST_IMPORT = "failover:policy/host@0.1.0"
-POLICY_EXPORT = "failover:policy/policy@0.1.0"
-
+# The contract versions this host speaks, oldest first. 0.2.0 keeps every 0.1.0 type and function
+# and adds the driven call (not used by this host yet), so both load through the same glue: only
+# the versions in the interface keys differ.
+CONTRACTS = ("0.1.0", "0.2.0")
+POLICY_INTERFACE = "failover:policy/policy"
+HOST_INTERFACE = "failover:policy/host"
 
 
 def _engine() -> wasmtime.Engine:
@@ -77,13 +81,27 @@ def default_wasm() -> bytes:
 
 
 def compile_component(wasm: bytes | str | Path | None = None) -> Component:
-    """Compile (once per distinct content) the given component, or the packaged default."""
+    """Compile (once per distinct content) the given component, or the packaged default.
+    Raises ContractError for a component of a contract version this host does not speak."""
     data = default_wasm() if wasm is None else wasm if isinstance(wasm, bytes) else Path(wasm).read_bytes()
     key = hashlib.sha256(data).hexdigest()
     with _COMPILED_LOCK:
         if key not in _COMPILED:
-            _COMPILED[key] = Component(_ENGINE, data)
+            component = Component(_ENGINE, data)
+            contract(component)
+            _COMPILED[key] = component
         return _COMPILED[key]
+
+
+def contract(component: Component) -> str:
+    """The contract version `component` exports its policy at, e.g. `0.2.0`; ContractError
+    naming what it exports when this host does not speak that version."""
+    exported = next((name for name in component.type.exports(_ENGINE)
+                     if name.partition("@")[0] == POLICY_INTERFACE), None)
+    version = exported.partition("@")[2] if exported else None
+    if version not in CONTRACTS:
+        raise ContractError(exported, CONTRACTS)
+    return version
 
 
 class Trapped(Exception):
@@ -136,6 +154,8 @@ class Instance:
     def __init__(self, component: Component, host: HostImports, limits: Limits = Limits(),
                  compiled: bool = True) -> None:
         self.limits = limits
+        self.contract = contract(component)
+        policy_export, host_import = f"{POLICY_INTERFACE}@{self.contract}", f"{HOST_INTERFACE}@{self.contract}"
         compiled = compiled and codec.SUPPORTED
         exports, imports = _plans(component) if compiled else ({}, {})
         _TICKER.ensure()
@@ -150,7 +170,7 @@ class Instance:
             "seed": _guarded("seed", lambda: t.check_int("seed", host.seed(), t.U64), lambda e: 0),
         }
         with linker.root() as root:
-            with root.add_instance(HOST_IMPORT) as imp:
+            with root.add_instance(host_import) as imp:
                 for name, fn in funcs.items():
                     if compiled:
                         codec.add_import(imp, name, fn, imports)
@@ -162,9 +182,9 @@ class Instance:
         self._store.set_epoch_deadline(limits.ticks())
         self._instance = linker.instantiate(self._store, component)
         self.poisoned = False
-        iface = self._instance.get_export_index(self._store, POLICY_EXPORT)
+        iface = self._instance.get_export_index(self._store, policy_export)
         if iface is None:
-            raise Trapped("instantiate", f"the component does not export {POLICY_EXPORT}")
+            raise Trapped("instantiate", f"the component does not export {policy_export}")
         names = ["classify", "succeeded", "merge", "version", "[static]engine.create", "[method]engine.select",
                  "[method]engine.start-call", "[method]engine.on-failure", "[method]engine.on-success", "[method]engine.prepare",
                  "[method]engine.call", "[method]engine.set-credentials", "[method]engine.snapshot",
@@ -177,7 +197,7 @@ class Instance:
             idx = self._instance.get_export_index(self._store, name, iface)
             func = self._instance.get_func(self._store, idx) if idx is not None else None
             if func is None:
-                raise Trapped("instantiate", f"the component does not export {name} from {POLICY_EXPORT}")
+                raise Trapped("instantiate", f"the component does not export {name} from {policy_export}")
             self._funcs[name] = func
             self._calls[name] = self._caller(name, func, exports, arena) if compiled else \
                 (lambda *args, func=func: func(self._store, *args))

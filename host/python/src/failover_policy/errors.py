@@ -49,6 +49,16 @@ class GuestTrap(PolicyError):
     """The policy component trapped; the host rebuilt a fresh instance from the last snapshot."""
 
 
+class ContractError(PolicyError):
+    """The component was built for a contract version this host does not speak; `exported` is
+    its `failover:policy/policy` export (None when it has none), `spoken` the versions spoken."""
+
+    def __init__(self, exported: str | None, spoken: tuple[str, ...]) -> None:
+        what = exported or "no failover:policy/policy interface"
+        super().__init__(f"component exports {what}; this host speaks {' and '.join(spoken)}")
+        self.exported, self.spoken = exported, spoken
+
+
 class SwapError(PolicyError):
     """A new component failed validation; the old policy stays in place."""
 

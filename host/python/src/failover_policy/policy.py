@@ -18,8 +18,8 @@ from wasmtime.component import ResourceAny
 from . import fault
 from .clock import Clock, SystemClock
 from .component import Instance, Trapped, compile_component
-from .errors import (ConfigError, FailoverError, GuestTrap, NoRouteError, PolicyError, PrepareError,
-                     SwapError)
+from .errors import (ConfigError, ContractError, FailoverError, GuestTrap, NoRouteError, PolicyError,
+                     PrepareError, SwapError)
 from .events import EventLog
 from .fault import FailMode, Supervision
 from .limits import Limits
@@ -337,6 +337,11 @@ class Policy:
     def version(self) -> tuple[str, int]:
         return self._guest(lambda i, e: i.version(), mutates=False)
 
+    @property
+    def contract(self) -> str:
+        """The contract version the running policy speaks: `0.1.0` (a deployed older build) or `0.2.0`."""
+        return self._inst.contract
+
     def swap(self, wasm: bytes | str | Path) -> CheckReport:
         """Switch to another component, carrying the state; on any failure keep the current one.
 
@@ -346,6 +351,8 @@ class Policy:
         """
         try:
             component = compile_component(wasm)
+        except ContractError as exc:
+            raise SwapError(f"refused a new policy, keeping the running one: {exc}") from exc
         except Exception as exc:
             raise SwapError(f"cannot load policy component {wasm!s:.200}: {exc}") from exc
         with self._lock:

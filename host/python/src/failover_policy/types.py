@@ -77,6 +77,10 @@ class EventKind(str, Enum):
     RETRY_BUDGET_EXHAUSTED = "retry-budget-exhausted"
     STATE_RESTORED = "state-restored"
     STATE_DROPPED = "state-dropped"
+    # Contract 0.2.0: what became of a committed stream.
+    STREAM_EVENT_DROPPED = "stream-event-dropped"
+    STREAM_RESUMED = "stream-resumed"
+    STREAM_FAILED = "stream-failed"
 
 
 Headers = list[tuple[str, str]]

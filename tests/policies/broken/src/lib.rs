@@ -4,7 +4,8 @@
 
 use std::cell::RefCell;
 
-wit_bindgen::generate!({ world: "failover", path: "../../../wit" });
+// The contract as build.rs leaves it: `wit/policy.wit`, or with `contract-0-3` version 0.3.0.
+wit_bindgen::generate!({ world: "failover", path: concat!(env!("OUT_DIR"), "/wit") });
 
 use exports::failover::policy::policy as wp;
 use failover::policy::types as w;

@@ -1,0 +1,174 @@
+//! The host speaks contracts 0.1.0 and 0.2.0: the deployed 0.1.0 build (the fixture under
+//! tests/policies/v0.1.0) loads, decides and replays the 0.1 scenarios as it did; a 0.2.0 policy
+//! drives calls; a component of any other version is refused naming both, at load and at swap,
+//! and the running policy keeps serving.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context, Result};
+use failover_host::types::{ActionKind, CallInput, CallOptions, EventKind, InputKind, Request, StepKind};
+use failover_host::{scenario, ArtifactCache, Contract, Error, EventLog, Policy, PolicyHost};
+use support::{broken, credentials, host, status, CONFIG, QUOTA};
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/policies/v0.1.0")
+}
+
+fn fixture() -> Result<Policy> {
+    let path = fixture_dir().join("failover_policy.wasm");
+    Policy::load_file(&path).with_context(|| format!("load {}", path.display()))
+}
+
+fn request() -> Request {
+    Request {
+        path: "/chat/completions".into(),
+        method: "POST".into(),
+        headers: Vec::new(),
+        body: br#"{"model":"placeholder","messages":[]}"#.to_vec(),
+    }
+}
+
+fn start_input() -> CallInput {
+    CallInput { kind: InputKind::Start, head: None, data: Vec::new(), failure: None }
+}
+
+/// The running host, holding a quota cooldown of the primary: later decisions fall back.
+fn running(policy: Policy) -> Result<(PolicyHost, EventLog)> {
+    let events = EventLog::new();
+    let running = PolicyHost::start(policy, CONFIG, None, credentials(), host)?.with_events(events.clone());
+    let route = running.select()?.value.map_err(|e| anyhow::anyhow!("no route: {}", e.message))?;
+    let action = running.on_failure(&route, &status(429, QUOTA), None)?.value;
+    ensure!(action.kind == ActionKind::FallBack, "a quota error falls back: {}", action.why);
+    events.take();
+    Ok((running, events))
+}
+
+/// The provider the running policy selects now.
+fn selected(running: &PolicyHost) -> Result<String> {
+    Ok(running.select()?.value.map_err(|e| anyhow::anyhow!("no route: {}", e.message))?.provider)
+}
+
+#[test]
+fn the_0_1_fixture_loads_says_its_version_and_decides() -> Result<()> {
+    let policy = fixture()?;
+    assert_eq!(policy.contract(), Contract::V0_1);
+    let events = EventLog::new();
+    let mut instance = policy.instantiate(host().with_events(events.clone()))?;
+    assert_eq!(instance.contract(), Contract::V0_1);
+    let version = instance.version()?;
+    assert!(version.policy.starts_with("0.1.") && version.schema == 2, "{version:?}");
+
+    let engine = instance.create_engine(CONFIG, None, &credentials())?;
+    let route = instance.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    assert_eq!(route.provider, "alibaba-coding-plan");
+    let action = instance.on_failure(&engine, &route, &status(429, QUOTA), None)?;
+    assert_eq!((action.kind, action.classified.reason.as_str()), (ActionKind::FallBack, "quota-exhausted"), "{}", action.why);
+    let kinds: Vec<EventKind> = events.take().iter().map(|e| e.kind).collect();
+    assert!(kinds.contains(&EventKind::CredentialCooldown), "its events reach the host: {kinds:?}");
+    let outbound = instance.prepare(&engine, action.route.as_ref().context("a route")?, &request())?;
+    let outbound = outbound.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    assert_eq!(outbound.url, "https://tokens.example/v1/chat/completions");
+    Ok(())
+}
+
+#[test]
+fn the_0_1_fixture_replays_the_0_1_scenarios_against_their_golden_traces() -> Result<()> {
+    let reports = scenario::run_dir(&fixture()?, &fixture_dir().join("scenarios"))?;
+    assert_eq!(reports.len(), 17, "every frozen 0.1 scenario ran");
+    let failures: Vec<String> = reports.iter().flat_map(|r| r.failures.clone()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+#[test]
+fn a_0_1_policy_has_no_driven_call_and_says_so() -> Result<()> {
+    let mut instance = fixture()?.instantiate(host())?;
+    let engine = instance.create_engine(CONFIG, None, &credentials())?;
+    let err = instance.begin(&engine, &request(), &CallOptions { timeout_ms: None }).expect_err("0.1.0 has no begin");
+    assert!(matches!(err, Error::Unsupported { contract: Contract::V0_1, .. }), "{err:?}");
+    assert!(err.to_string().contains("failover:policy@0.1.0"), "{err}");
+    assert!(instance.select(&engine)?.is_ok(), "the instance is untouched");
+    Ok(())
+}
+
+#[test]
+fn a_0_2_policy_drives_a_call_step_by_step() -> Result<()> {
+    let policy = Policy::load_default()?;
+    assert_eq!(policy.contract(), Contract::V0_2);
+    let mut instance = policy.instantiate(host())?;
+    assert_eq!(instance.contract(), Contract::V0_2);
+    let engine = instance.create_engine(CONFIG, None, &credentials())?;
+    let call = instance.begin(&engine, &request(), &CallOptions { timeout_ms: Some(30_000) })?;
+    let step = instance.next(&call, &start_input())?;
+    assert_eq!(step.kind, StepKind::Send, "{}: {}", step.rule, step.why);
+    let outbound = step.outbound.context("a send step carries the request")?;
+    assert_eq!(outbound.route.provider, "alibaba-coding-plan");
+    assert!(step.within_ms > 0 && step.within_ms <= 30_000, "bounded by the caller's timeout: {}", step.within_ms);
+
+    let huge = CallInput { kind: InputKind::Data, head: None, data: vec![b'x'; (1 << 20) + 1], failure: None };
+    let err = instance.next(&call, &huge).expect_err("over the payload limit");
+    assert!(matches!(err, Error::TooLarge { what: "the body bytes read", .. }), "{err:?}");
+    instance.drop_call(call)?;
+    assert!(instance.select(&engine)?.is_ok(), "the instance is untouched");
+    Ok(())
+}
+
+/// What a refusal of the 0.3.0 component says: the version it exports and those this host speaks.
+fn names_both(err: &Error) {
+    assert!(matches!(err, Error::UnknownContract { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("exports failover:policy/policy@0.3.0; this host speaks 0.1.0 and 0.2.0"),
+        "names both versions: {text}"
+    );
+}
+
+#[test]
+fn a_component_of_another_contract_version_is_refused_at_load_naming_both() -> Result<()> {
+    let bytes = broken("contract-0-3");
+    names_both(&Policy::from_bytes(&bytes, "future.wasm").err().context("refused")?);
+    names_both(&Policy::from_bytes_baseline(&bytes, "future.wasm").err().context("refused")?);
+    let dir = std::env::temp_dir().join(format!("failover-contracts-{}", std::process::id()));
+    let refused = Policy::from_bytes_cached(&bytes, "future.wasm", &ArtifactCache::new(&dir)).err();
+    let _ = std::fs::remove_dir_all(&dir);
+    names_both(&refused.context("refused from the cache")?);
+    // The same policy built for 0.2.0 loads: only the version was wrong.
+    assert_eq!(Policy::from_bytes(&broken("trap"), "trap.wasm")?.contract(), Contract::V0_2);
+    Ok(())
+}
+
+#[test]
+fn a_component_of_another_contract_version_is_refused_at_swap_and_the_running_policy_stays() -> Result<()> {
+    let (running, events) = running(Policy::load_default()?)?;
+    let (version, before) = (running.version(), running.snapshot());
+    let dir = std::env::temp_dir().join(format!("failover-contracts-swap-{}", std::process::id()));
+    let refused = running.swap_tiered(&broken("contract-0-3"), "future.wasm", &ArtifactCache::new(&dir)).err();
+    let _ = std::fs::remove_dir_all(&dir);
+    names_both(&refused.context("refused")?);
+
+    let said = events.take();
+    assert_eq!(said.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>(), ["host.swap-refused"]);
+    assert!(said[0].message.contains("@0.3.0") && said[0].message.contains(&version.policy), "{}", said[0].message);
+    assert_eq!((running.version().policy, running.generation()), (version.policy, 0));
+    assert_eq!(running.snapshot(), before);
+    assert_eq!(selected(&running)?, "tencent-token-plan", "still serving, cooldown held");
+    Ok(())
+}
+
+#[test]
+fn a_swap_to_the_0_1_fixture_and_back_carries_the_state() -> Result<()> {
+    let (running, _) = running(Policy::load_default()?)?;
+    let current = running.version();
+
+    let to_old = running.swap(fixture()?)?;
+    assert_eq!((&to_old.from.policy, to_old.generation), (&current.policy, 1));
+    assert!(to_old.to.policy.starts_with("0.1."), "{:?}", to_old.to);
+    assert_eq!(selected(&running)?, "tencent-token-plan", "the 0.1.0 policy holds the cooldown written by 0.2.0");
+
+    let back = running.swap(Policy::load_default()?)?;
+    assert_eq!((&back.to.policy, back.generation), (&current.policy, 2));
+    assert_eq!(selected(&running)?, "tencent-token-plan", "and 0.2.0 holds it again after 0.1.0");
+    Ok(())
+}
