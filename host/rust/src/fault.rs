@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use crate::types::{
-    Action, ActionKind, CallProgress, Classified, Failure, FailureKind, FinalError, HttpResponse, NoRoute, Reason, Route,
-    TransportKind,
+    Action, ActionKind, CallProgress, Classified, Failure, FailureKind, FinalError, HttpResponse, NoRoute, Reason, Route, TransportKind,
 };
 
 /// The decision a call gets when the policy failed during it.
@@ -42,13 +41,7 @@ pub const FAIL_OPEN_DELAY_MS: u64 = 1000;
 /// The rule on everything the host decides or reports for a failed policy.
 pub const FAULT_RULE: &str = "host.policy-fault";
 
-pub(crate) fn action(
-    mode: OnFault,
-    route: &Route,
-    failure: &Failure,
-    progress: Option<&CallProgress>,
-    why: &str,
-) -> Action {
+pub(crate) fn action(mode: OnFault, route: &Route, failure: &Failure, progress: Option<&CallProgress>, why: &str) -> Action {
     let mut progress =
         progress.cloned().unwrap_or(CallProgress { attempts: 0, waited_ms: 0, route_retries: 0, left_positions: Vec::new() });
     progress.attempts += 1;

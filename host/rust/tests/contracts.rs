@@ -119,10 +119,7 @@ fn a_0_2_policy_drives_a_call_step_by_step() -> Result<()> {
 fn names_both(err: &Error) {
     assert!(matches!(err, Error::UnknownContract { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(
-        text.contains("exports failover:policy/policy@0.3.0; this host speaks 0.1.0 and 0.2.0"),
-        "names both versions: {text}"
-    );
+    assert!(text.contains("exports failover:policy/policy@0.3.0; this host speaks 0.1.0 and 0.2.0"), "names both versions: {text}");
 }
 
 #[test]
