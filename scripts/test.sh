@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test of every part, after the formatting and lint gates (scripts/lint.sh): the guest's native unit tests, the Rust host (scenarios, corpus,
-# end-to-end HTTP, CLI) through the component, then the Python and JS hosts where present.
+# Every test of every part, after the formatting and lint gates (scripts/lint.sh): the guest's
+# native unit tests, the Rust host (scenarios, corpus, end-to-end HTTP, CLI) through the
+# component, then the Python and JS hosts where present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -94,14 +94,14 @@ pub(crate) fn final_error(why: &str) -> FinalError {
 }
 
 /// A crash loop ended by going back to the policy that ran before (`tests/hosts/host-messages.json`).
-pub(crate) fn crash_loop_message(policy: &str, faults: usize, window_s: u64, why: &str, previous: &str) -> String {
-    format!("policy {policy} failed {faults} times within {window_s} s (last: {why}); fell back to the previous policy {previous}")
+pub(crate) fn crash_loop_message(faults: usize, window_s: u64, why: &str) -> String {
+    format!("the policy failed {faults} times within {window_s} s (last: {why}); fell back to the previous policy")
 }
 
 /// A crash loop with nothing to go back to: every call fails closed.
-pub(crate) fn closed_message(policy: &str, faults: usize, window_s: u64, why: &str) -> String {
+pub(crate) fn closed_message(faults: usize, window_s: u64, why: &str) -> String {
     format!(
-        "policy {policy} failed {faults} times within {window_s} s (last: {why}) and no previous policy could take over; \
+        "the policy failed {faults} times within {window_s} s (last: {why}) and no previous policy could take over; \
          every call fails closed until a new policy is swapped in"
     )
 }
@@ -159,8 +159,8 @@ mod tests {
             ("fault-gave-up", final_error(&why).message),
             ("fault-not-classified", gave_up.classified.message),
             ("fault-retry", retry.why),
-            ("crash-loop", crash_loop_message(&text("policy"), faults, window, &why, &text("previous"))),
-            ("closed", closed_message(&text("policy"), faults, window, &why)),
+            ("crash-loop", crash_loop_message(faults, window, &why)),
+            ("closed", closed_message(faults, window, &why)),
         ];
         assert_eq!(FAIL_OPEN_DELAY_MS.to_string(), text("delay_ms"));
         for (name, got) in cases {

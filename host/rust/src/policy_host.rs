@@ -467,11 +467,11 @@ impl Shared {
         slot.crashes.clear();
         if let Some(previous) = slot.previous.take() {
             if self.restart(slot, previous).is_ok() {
-                let message = crate::fault::crash_loop_message(&name, faults, window, &why, &slot.live.version.policy);
+                let message = crate::fault::crash_loop_message(faults, window, &why);
                 return notice(&mut *slot.events, "host.policy-crash-loop", message);
             }
         }
-        let message = crate::fault::closed_message(&name, faults, window, &why);
+        let message = crate::fault::closed_message(faults, window, &why);
         slot.closed = Some(format!("policy {name} is stopped after repeated failures"));
         notice(&mut *slot.events, "host.policy-closed", message);
     }
