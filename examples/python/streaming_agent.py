@@ -14,6 +14,7 @@ import time
 
 import httpx
 import openai
+
 from failover_policy import FailoverTransport, Policy
 from failover_policy.mock import MockProviders, Stream, openai_stream, sse
 

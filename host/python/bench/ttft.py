@@ -10,6 +10,7 @@ import time
 
 import httpx
 import openai
+
 from failover_policy import AsyncFailoverTransport, FailoverTransport, Policy
 from failover_policy.mock import MockProviders, Stream, openai_stream
 

@@ -7,6 +7,7 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
+
 from failover_policy import Policy
 from failover_policy.mock import MockProviders, Stream, sse
 from failover_policy.transport_httpx2 import AsyncFailoverTransport, FailoverTransport

@@ -10,11 +10,11 @@ from typing import Any
 
 import openai
 import pytest
-from failover_policy import Policy
-from failover_policy.mock import DEEPSEEK_401, DONE, QUOTA_429, MockProviders, Stream, chunk, completion, openai_stream, sse
-
 from conftest import SECRETS, V0_1_WASM, deepseek_config, fallback_config
 from test_openai_transport import MESSAGES, async_client, sync_client
+
+from failover_policy import Policy
+from failover_policy.mock import DEEPSEEK_401, DONE, QUOTA_429, MockProviders, Stream, chunk, completion, openai_stream, sse
 
 TRANSPORTS = pytest.mark.parametrize("client", [sync_client, async_client], ids=["sync", "async"])
 # Short limits on the primary, so a stall or a silence is judged within a test's patience.
