@@ -14,7 +14,10 @@ from conftest import SECRETS, V0_1_WASM, deepseek_config, fallback_config
 from test_openai_transport import MESSAGES, async_client, sync_client
 
 from failover_policy import Policy
+from failover_policy.drive import Drive
+from failover_policy.errors import AnswerBroken
 from failover_policy.mock import DEEPSEEK_401, DONE, QUOTA_429, MockProviders, Stream, chunk, completion, openai_stream, sse
+from failover_policy.types import CallInput, FinalError, InputKind, Reason, ResponseHead, Step, StepKind
 
 TRANSPORTS = pytest.mark.parametrize("client", [sync_client, async_client], ids=["sync", "async"])
 # Short limits on the primary, so a stall or a silence is judged within a test's patience.
@@ -167,3 +170,62 @@ def test_a_0_1_0_policy_still_answers_whole(mock, client) -> None:
     create = client(policy).chat.completions.create(model="m", messages=MESSAGES)
     reply = asyncio.run(create) if asyncio.iscoroutine(create) else create
     assert reply.choices[0].message.content == "hello from ten"
+
+
+@TRANSPORTS
+def test_a_slow_first_token_falls_back_unseen(mock, client) -> None:
+    mock.answers["ali"] = Stream([(0, chunk()), (3.0, chunk("late"))] + openai_stream()[1:])
+    mock.answers["ten"] = Stream(openai_stream("Backup."))
+    got, error = read_stream(client(Policy.load(config(mock), secrets=SECRETS)))
+    assert error is None and got == ["Backup."]
+    assert len(mock.sent_to("ali")) == 1 and len(mock.sent_to("ten")) == 1
+
+
+def test_a_whole_answer_cut_after_its_head_is_never_taken_whole(mock) -> None:
+    # Past its first 64 KiB a whole answer passes on as it comes; cut later, the caller must not
+    # get the part read as all of it. (The guest ends it with a generic error event appended.)
+    body = json.dumps(completion("x" * 100_000)).encode()
+    mock.answers["ali"] = Stream([(0, body[:80_000])], headers={"content-type": "application/json"}, then="cut")
+    policy = Policy.load(config(mock), secrets=SECRETS)
+    with pytest.raises(ValueError):
+        sync_client(policy).chat.completions.create(model="m", messages=MESSAGES)
+
+
+class _Scripted:
+    """A driven call that plays back fixed steps, and a carrier that answers every step at once."""
+
+    def __init__(self, *steps: Step) -> None:
+        self.steps, self.closed = list(steps), False
+
+    def next(self, given: CallInput) -> Step:
+        return self.steps.pop(0)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def open(self, out: Any, within_ms: int) -> tuple[CallInput, Any]:
+        return CallInput(InputKind.HEAD, head=ResponseHead(200, [])), self
+
+    def read(self, within_ms: int) -> CallInput:
+        return CallInput(InputKind.DATA, data=b"more")
+
+    def sleep(self, ms: int) -> None:
+        pass
+
+
+def _step(kind: StepKind, commit: ResponseHead | None = None, deliver: bytes = b"",
+          error: FinalError | None = None) -> Step:
+    return Step(kind, None, 1000, commit, deliver, error, [], None, "test", "test")
+
+
+def test_a_give_up_after_commit_with_no_error_event_raises_to_the_reader() -> None:
+    broke = FinalError(Reason.CONNECTION, "the answer broke off", None, [])
+    call = _Scripted(_step(StepKind.READ, commit=ResponseHead(200, []), deliver=b'{"part'),
+                     _step(StepKind.GIVE_UP, error=broke))
+    drive = Drive(call, call)
+    assert drive.commit().status == 200
+    read = b""
+    with pytest.raises(AnswerBroken, match="broke off"):
+        for data in drive:
+            read += data
+    assert read == b'{"part' and call.closed
