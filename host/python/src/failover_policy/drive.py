@@ -4,7 +4,8 @@ The guest decides every step; this sends, reads with the time each step allows, 
 hands the caller what the guest delivers once it commits. Nothing reaches the caller before the
 commit, so a failure before the first content is retried or fallen back from unseen; after it the
 caller reads the answer as it comes, and a failure ends it with the error event the guest wrote,
-or (a whole answer, which has no in-band way to say it) with `AnswerBroken` raised to the reader.
+or, when it wrote none (a whole answer has no in-band way to say it), with `AnswerBroken` raised
+to the reader.
 
 `Drive` carries steps out with a blocking `Carrier`, `AsyncDrive` with an `AsyncCarrier`; what
 they carry out on (HTTP, a script in virtual time) is the carrier's business.

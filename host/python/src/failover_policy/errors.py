@@ -42,8 +42,8 @@ class FailoverError(PolicyError):
 
 
 class AnswerBroken(FailoverError):
-    """A whole (not streamed) answer broke off after the caller got its head: raised to its reader,
-    so the part read is never taken for all of it (a stream says this with an error event)."""
+    """A committed answer broke off and the policy wrote no error event to say so (a whole answer
+    has none): raised to its reader, so the part read is never taken for all of it."""
 
 
 class PrepareError(PolicyError):

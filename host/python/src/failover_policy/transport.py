@@ -18,7 +18,7 @@ A 0.1.0 policy has no driven call: its transports read whole answers through the
 When the policy gives up before an answer, the caller gets one error response (OpenAI error
 shape carrying the policy's final message, which SDKs raise as their status error) or, with
 `raise_errors=True`, a `FailoverError`. An answer that breaks off later ends with the error
-event the policy wrote (a stream), or its reader raises `AnswerBroken` (a whole answer).
+event the policy wrote, or, when it wrote none, its reader raises `AnswerBroken`.
 """
 
 from __future__ import annotations
