@@ -57,7 +57,7 @@ class ScriptedBody:
             self._pieces.insert(0, {**piece, "repeat": piece["repeat"] - 1})
         return CallInput(InputKind.DATA, data=piece_bytes(piece))
 
-    def close(self) -> None:
+    def close(self, drain: bool = False) -> None:
         pass
 
 

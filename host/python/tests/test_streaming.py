@@ -200,7 +200,7 @@ class _Scripted:
     def next(self, given: CallInput) -> Step:
         return self.steps.pop(0)
 
-    def close(self) -> None:
+    def close(self, drain: bool = False) -> None:
         self.closed = True
 
     def open(self, out: Any, within_ms: int) -> tuple[CallInput, Any]:
@@ -229,3 +229,27 @@ def test_a_give_up_after_commit_with_no_error_event_raises_to_the_reader() -> No
         for data in drive:
             read += data
     assert read == b'{"part' and call.closed
+
+
+@TRANSPORTS
+def test_a_finished_stream_leaves_its_connection_pooled(mock, client) -> None:
+    # Closing a response read to its end must not shut a connection now back in the pool.
+    mock.answers["ali"] = Stream(openai_stream("ok"))
+    sdk = client(Policy.load(config(mock), secrets=SECRETS))
+    if isinstance(sdk, openai.AsyncOpenAI):
+        async def twice() -> list[Any]:
+            return [await read_async(sdk) for _ in range(2)]
+        results = asyncio.run(twice())
+    else:
+        results = [read_stream(sdk) for _ in range(2)]
+    assert results == [(["ok"], None)] * 2
+    first, second = mock.sent_to("ali")
+    assert first.port == second.port, "the second call could not reuse the first one's connection"
+
+
+async def read_async(client: openai.AsyncOpenAI) -> tuple[list[str], None]:
+    got = []
+    async for event in await client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
+        if event.choices and event.choices[0].delta.content:
+            got.append(event.choices[0].delta.content)
+    return got, None

@@ -43,10 +43,12 @@ class Call(Protocol):
 
 
 class Upstream(Protocol):
-    """An open response: `read` reports data, end, timed-out (nothing within `within_ms`) or failed."""
+    """An open response: `read` reports data, end, timed-out (nothing within `within_ms`) or failed.
+    `close(drain=True)`: the call is answered, so what is left of the body (its end) may still be
+    read for the connection to be reused; else the response is dropped at once."""
 
     def read(self, within_ms: int) -> CallInput: ...
-    def close(self) -> None: ...
+    def close(self, drain: bool = False) -> None: ...
 
 
 class Carrier(Protocol):
@@ -56,7 +58,7 @@ class Carrier(Protocol):
 
 class AsyncUpstream(Protocol):
     async def read(self, within_ms: int) -> CallInput: ...
-    async def aclose(self) -> None: ...
+    async def aclose(self, drain: bool = False) -> None: ...
 
 
 class AsyncCarrier(Protocol):
@@ -136,6 +138,7 @@ class Drive(_Course):
                 if self.step.deliver:
                     yield self.step.deliver
                 if self.step.kind in _FINAL:
+                    self._close_upstream(drain=self.step.kind is StepKind.DONE)
                     broken = self._ended_out_of_band()
                     if broken is not None:
                         raise broken
@@ -160,9 +163,9 @@ class Drive(_Course):
             return CallInput(InputKind.SLEPT)
         return failed("the call is over")
 
-    def _close_upstream(self) -> None:
+    def _close_upstream(self, drain: bool = False) -> None:
         if self._upstream is not None:
-            self._upstream.close()
+            self._upstream.close(drain)
             self._upstream = None
 
     def close(self) -> None:
@@ -199,6 +202,7 @@ class AsyncDrive(_Course):
                 if self.step.deliver:
                     yield self.step.deliver
                 if self.step.kind in _FINAL:
+                    await self._close_upstream(drain=self.step.kind is StepKind.DONE)
                     broken = self._ended_out_of_band()
                     if broken is not None:
                         raise broken
@@ -223,9 +227,9 @@ class AsyncDrive(_Course):
             return CallInput(InputKind.SLEPT)
         return failed("the call is over")
 
-    async def _close_upstream(self) -> None:
+    async def _close_upstream(self, drain: bool = False) -> None:
         if self._upstream is not None:
-            await self._upstream.aclose()
+            await self._upstream.aclose(drain)
             self._upstream = None
 
     async def aclose(self) -> None:

@@ -71,6 +71,10 @@ class HttpUpstream:
         self._items: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._closed = threading.Event()
         self._resp: httpx.Response | None = None
+        # While the body is being read, the socket is this response's alone: only then is it shut
+        # on close (once read to its end, the connection is back in the pool, others' to use).
+        self._reading = False
+        self._lock = threading.Lock()
         # A body that ended is reported once (after any bytes held back), then as the end again.
         self._ended = False
         threading.Thread(target=self._run, args=(client, out, throwaway), daemon=True,
@@ -80,12 +84,15 @@ class HttpUpstream:
         try:
             with client.stream(out.method, out.url, headers=request_headers(out, self._scrubbed.secret),
                                content=out.body, timeout=timeouts(out)) as resp:
-                self._resp = resp
+                with self._lock:
+                    self._resp, self._reading = resp, True
                 self._items.put(self._scrubbed.head(resp))
                 for chunk in resp.iter_bytes():
                     if self._closed.is_set():
                         return
                     self._items.put(chunk)
+                with self._lock:
+                    self._reading = False
             self._items.put(None)
         except Exception as exc:  # noqa: BLE001 (a value for the guest, as every transport failure is)
             if not self._closed.is_set():
@@ -109,14 +116,20 @@ class HttpUpstream:
                 self._ended = given.kind is InputKind.END
                 return given
 
-    def close(self) -> None:
-        """Stops the reader: a blocked read is woken by shutting its socket, never left to time out."""
+    def close(self, drain: bool = False) -> None:
+        """Stops the reader: a blocked read is woken by shutting its socket, never left to time out.
+        With `drain` the reader reads on to the body's end, so its connection goes back to the pool."""
+        if drain:
+            return
         self._closed.set()
-        stream = self._resp.extensions.get("network_stream") if self._resp is not None else None
-        sock: Any = stream.get_extra_info("socket") if stream is not None else None
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            if not self._reading or self._resp is None:
+                return
+            stream = self._resp.extensions.get("network_stream")
+            sock: Any = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Deadline:
@@ -186,7 +199,9 @@ class AsyncHttpUpstream:
                 self._ended = given.kind is InputKind.END
                 return given
 
-    async def aclose(self) -> None:
+    async def aclose(self, drain: bool = False) -> None:
+        if drain:  # the task reads on to the body's end, so its connection goes back to the pool
+            return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
