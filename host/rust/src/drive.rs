@@ -15,7 +15,7 @@ use crate::upstream::{Chunk, Opened, Upstream};
 /// How a driven call began.
 pub enum Begun<'a> {
     /// The guest committed to an answer: read it from `Streamed`.
-    Answer(Streamed<'a>),
+    Answer(Box<Streamed<'a>>),
     /// It failed before anything reached the caller.
     Failed { error: FinalError, attempts: Vec<Attempt> },
 }
@@ -62,7 +62,7 @@ impl Instance {
             if let Some(head) = step.commit.take() {
                 let buffer = std::mem::take(&mut step.deliver);
                 let in_band = !buffer.is_empty();
-                return Ok(Begun::Answer(Streamed {
+                return Ok(Begun::Answer(Box::new(Streamed {
                     instance: self,
                     call: Some(call),
                     upstream,
@@ -72,7 +72,7 @@ impl Instance {
                     head,
                     ended: None,
                     in_band,
-                }));
+                })));
             }
             if matches!(step.kind, StepKind::Done | StepKind::GiveUp) {
                 self.drop_call(call)?;
