@@ -501,14 +501,18 @@ impl DrivenCall {
         self.send(engine, now, deliver, "stream.resume", why)
     }
 
-    /// Ends a committed answer with an error event the caller's SDK raises.
+    /// Ends a committed answer: a stream with an error event the caller's SDK raises.
     fn end_in_band(&mut self, engine: &Engine, route: &Route, classified: &Classified, why_not: &str, mut deliver: Vec<u8>, env: &mut dyn Env) -> Step {
         let now = env.now_ms();
         let message = format!(
             "The answer from {} broke off after {} bytes ({}); it is incomplete and was not resumed: {why_not}.",
             route.label(), self.answer.delivered, classified.message
         );
-        deliver.extend(resume::error_event(self.answer.format.unwrap_or(Format::Generic), classified.reason, &message));
+        // A stream says it in its own format; a whole answer (no format) has no in-band way, so
+        // nothing is delivered and the host fails the caller's read instead.
+        if let Some(format) = self.answer.format {
+            deliver.extend(resume::error_event(format, classified.reason, &message));
+        }
         env.emit(Event { kind: EventKind::StreamFailed, at_ms: now, route: Some(route.clone()), rule: "stream.failed".into(), message: message.clone() });
         let error = FinalError { reason: classified.reason, message, retry_at_ms: None, providers: engine.statuses(now) };
         self.give_up(error, deliver, "stream.failed", "a committed answer failed and could not be resumed".into())
