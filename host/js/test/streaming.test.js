@@ -4,6 +4,7 @@
 // each breach shows in well under a second; no test measures speed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { Policy, PolicyError, failoverFetch } from '../src/index.js';
 import { startStreamMock, openaiStream, chunk } from './stream-mock.js';
@@ -167,3 +168,51 @@ test('not streamed: a whole answer cut after the policy committed to it makes th
     assert.ok((await ended).error instanceof PolicyError);
   });
 });
+
+test('a 0.1.0 policy has no driven call: its stream is handed on unread, as before; 0.2.0 judges it', () =>
+  withMock({ primary: [{ events: [ROLE, { data: { error: { message: 'Provider returned error', code: 502 } } }] }], ...backupAnswers }, async (mock) => {
+    const wasm = new URL('../../../tests/policies/v0.1.0/failover_policy.wasm', import.meta.url);
+    const request = { body: { model: 'x', stream: true, messages: MESSAGES } };
+    const cfg = config(mock);
+    delete cfg.providers.primary.timeouts; // 0.1.0 knows only connect_ms and read_ms
+    const old = await Policy.load(cfg, { secrets: SECRETS, wasm: fileURLToPath(wasm) });
+    assert.equal(old.begin(request), undefined);
+    const before = await old.call(request);
+    assert.equal(before.route.provider, 'primary');
+    assert.match(await before.response.text(), /Provider returned error/);
+    const current = await Policy.load(cfg, { secrets: SECRETS });
+    const now = await current.call(request);
+    assert.equal(now.route.provider, 'backup');
+    assert.doesNotMatch(await now.response.text(), /Provider returned error/);
+  }));
+
+test('nothing is read upstream ahead of the caller (backpressure)', async () => {
+  const policy = await Policy.load(config({ baseUrl: (p) => `http://${p}.invalid/v1` }), { secrets: SECRETS });
+  let reads = 0;
+  const event = Buffer.from(`data: ${JSON.stringify(chunk('word '))}\n\n`);
+  const carrier = {
+    async open() {
+      return { head: { status: 200, headers: [['content-type', 'text/event-stream']] }, body: { async read() { reads += 1; return { data: event }; }, close() {} } };
+    },
+  };
+  const { response } = await policy.call({ body: { model: 'x', stream: true, messages: MESSAGES } }, { carrier });
+  const atCommit = reads;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(reads, atCommit, 'no read before the caller asks');
+  const reader = response.body.getReader();
+  await reader.read(); // the events held until the commit
+  await reader.read();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(reads, atCommit + 1, 'one read upstream per read of the caller');
+  await reader.cancel();
+});
+
+test('the caller\'s AbortSignal after the commit errors the body it is reading', () =>
+  withMock({ primary: [{ events: [ROLE, { data: chunk('Some ') }], then: 'stall' }] }, async (mock) => {
+    const policy = await Policy.load(config(mock), { secrets: SECRETS });
+    const controller = new AbortController();
+    const { response, ended } = await policy.call({ body: { model: 'x', stream: true, messages: MESSAGES } }, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 100);
+    await assert.rejects(response.text(), { name: 'AbortError' });
+    assert.equal((await ended).error?.name, 'AbortError');
+  }));
