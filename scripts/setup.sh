@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
+# The lint gates (scripts/lint.sh).
+rustup component add rustfmt clippy
 # The fleet state store's tests start a real redis-server on 127.0.0.1.
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

@@ -82,7 +82,11 @@ fn tenths(x: f64, as_display: bool) -> String {
             tenth => [whole.as_ref(), ".", Decimal::of(tenth).as_ref()].concat(),
         };
     }
-    if as_display { format!("{x}") } else { format!("{x:.1}") }
+    if as_display {
+        format!("{x}")
+    } else {
+        format!("{x:.1}")
+    }
 }
 
 #[cfg(test)]

@@ -86,10 +86,7 @@ impl<'a> Chain<'a> {
 
     /// The earliest time any admitted position becomes usable.
     pub fn earliest(&self, allowed: impl Fn(u32) -> bool) -> Option<(u64, Route)> {
-        (0..self.len() as u32)
-            .filter(|p| allowed(*p))
-            .filter_map(|p| self.usable_at(p))
-            .min_by_key(|(at, r)| (*at, r.position))
+        (0..self.len() as u32).filter(|p| allowed(*p)).filter_map(|p| self.usable_at(p)).min_by_key(|(at, r)| (*at, r.position))
     }
 
     pub fn statuses(&self) -> Vec<ProviderStatus> {
@@ -121,10 +118,8 @@ impl<'a> Chain<'a> {
     pub fn no_route(&self) -> NoRoute {
         let providers = self.statuses();
         let earliest = self.earliest(|_| true).map(|(at, _)| at);
-        let per: Vec<String> = providers
-            .iter()
-            .map(|p| format!("{}/{} (position {}): {}", p.provider, p.model, p.position, p.summary))
-            .collect();
+        let per: Vec<String> =
+            providers.iter().map(|p| format!("{}/{} (position {}): {}", p.provider, p.model, p.position, p.summary)).collect();
         let when = match earliest {
             Some(t) => format!("; the earliest becomes usable at {}", timefmt::rfc3339(t)),
             None => "; none becomes usable by waiting".to_string(),
@@ -147,9 +142,7 @@ impl<'a> Chain<'a> {
                 (self.pool.state(&c.id, self.now), rec.and_then(|r| r.cooling(self.now)), rec.and_then(|r| r.cooldown_reason))
             })
             .collect();
-        if let Some((_, until, reason)) =
-            states.iter().filter(|s| s.0 == CredentialState::CoolingDown).min_by_key(|s| s.1)
-        {
+        if let Some((_, until, reason)) = states.iter().filter(|s| s.0 == CredentialState::CoolingDown).min_by_key(|s| s.1) {
             let what = match reason {
                 Some(crate::types::Reason::RateLimit) => "rate-limited".to_string(),
                 r => format!("in {} cooldown", cooldown_word(*r)),
@@ -169,13 +162,6 @@ impl<'a> Chain<'a> {
     pub fn fallback_notice(&self, from: u32, to: &Route) -> String {
         let entry = &self.config.chain[from as usize];
         let who = if from == 0 { format!("Primary {}", entry.provider) } else { format!("Fallback {from} {}", entry.provider) };
-        format!(
-            "{who} {}; using fallback {}/{} {}/{}",
-            self.why_unusable(from),
-            to.position,
-            self.len() - 1,
-            to.provider,
-            to.model
-        )
+        format!("{who} {}; using fallback {}/{} {}/{}", self.why_unusable(from), to.position, self.len() - 1, to.provider, to.model)
     }
 }

@@ -140,10 +140,7 @@ impl wp::GuestEngine for EngineResource {
                 route: route_out(s.route),
                 attempts: s.attempts.into_iter().map(attempt_out).collect(),
             }),
-            Err(f) => Err(wp::CallFailure {
-                error: final_error_out(f.error),
-                attempts: f.attempts.into_iter().map(attempt_out).collect(),
-            }),
+            Err(f) => Err(wp::CallFailure { error: final_error_out(f.error), attempts: f.attempts.into_iter().map(attempt_out).collect() }),
         }
     }
 
@@ -358,11 +355,7 @@ fn provider_status_out(p: t::ProviderStatus) -> w::ProviderStatus {
 }
 
 fn no_route_out(n: t::NoRoute) -> w::NoRoute {
-    w::NoRoute {
-        message: n.message,
-        earliest_ms: n.earliest_ms,
-        providers: n.providers.into_iter().map(provider_status_out).collect(),
-    }
+    w::NoRoute { message: n.message, earliest_ms: n.earliest_ms, providers: n.providers.into_iter().map(provider_status_out).collect() }
 }
 
 fn final_error_out(e: t::FinalError) -> w::FinalError {
@@ -396,12 +389,7 @@ fn action_out(a: t::Action) -> w::Action {
 }
 
 fn progress_out(p: t::CallProgress) -> w::CallProgress {
-    w::CallProgress {
-        attempts: p.attempts,
-        waited_ms: p.waited_ms,
-        route_retries: p.route_retries,
-        left_positions: p.left_positions,
-    }
+    w::CallProgress { attempts: p.attempts, waited_ms: p.waited_ms, route_retries: p.route_retries, left_positions: p.left_positions }
 }
 
 fn attempt_out(a: t::Attempt) -> wp::Attempt {

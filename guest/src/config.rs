@@ -294,18 +294,11 @@ impl RawConfig {
                 return Err(err("providers", "a provider name is empty"));
             }
             if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
-                return Err(err(
-                    format!("{at}.base_url"),
-                    format!("`{}` is not an http:// or https:// URL", p.base_url),
-                ));
+                return Err(err(format!("{at}.base_url"), format!("`{}` is not an http:// or https:// URL", p.base_url)));
             }
             let family = match &p.family {
-                Some(f) => Family::parse(f).ok_or_else(|| {
-                    err(
-                        format!("{at}.family"),
-                        format!("unknown provider family `{f}` (known: {})", Family::names()),
-                    )
-                })?,
+                Some(f) => Family::parse(f)
+                    .ok_or_else(|| err(format!("{at}.family"), format!("unknown provider family `{f}` (known: {})", Family::names())))?,
                 None => Family::infer(&name),
             };
             if p.credentials.is_empty() {
@@ -357,14 +350,8 @@ impl RawConfig {
             if entry.model.trim().is_empty() {
                 return Err(err(format!("{at}.model"), "is empty"));
             }
-            if let Some(dup) = chain[..i]
-                .iter()
-                .position(|e| e.provider == entry.provider && e.model == entry.model)
-            {
-                return Err(err(
-                    at.to_string(),
-                    format!("repeats chain position {dup} ({}/{})", entry.provider, entry.model),
-                ));
+            if let Some(dup) = chain[..i].iter().position(|e| e.provider == entry.provider && e.model == entry.model) {
+                return Err(err(at.to_string(), format!("repeats chain position {dup} ({}/{})", entry.provider, entry.model)));
             }
         }
         let r = &self.retry;
@@ -388,24 +375,42 @@ impl RawConfig {
             return Err(err("health.break_multiplier", format!("{} is not in [1, 100]", h.break_multiplier)));
         }
         if h.break_ms == 0 || h.max_break_ms < h.break_ms {
-            return Err(err("health.max_break_ms", format!("{} must be at least health.break_ms ({}), which must be above 0", h.max_break_ms, h.break_ms)));
+            return Err(err(
+                "health.max_break_ms",
+                format!("{} must be at least health.break_ms ({}), which must be above 0", h.max_break_ms, h.break_ms),
+            ));
         }
         if self.deadline_ms == 0 {
             return Err(err("deadline_ms", "must be above 0"));
         }
         for (name, p) in &providers {
             let t: &Timeouts = &p.timeouts;
-            let limits = [("connect_ms", t.connect_ms), ("read_ms", t.read_ms), ("headers_ms", t.headers_ms),
-                ("first_content_ms", t.first_content_ms), ("idle_ms", t.idle_ms)];
+            let limits = [
+                ("connect_ms", t.connect_ms),
+                ("read_ms", t.read_ms),
+                ("headers_ms", t.headers_ms),
+                ("first_content_ms", t.first_content_ms),
+                ("idle_ms", t.idle_ms),
+            ];
             if let Some((field, _)) = limits.iter().find(|(_, v)| *v == 0) {
                 return Err(err(format!("providers.{name}.timeouts.{field}"), "must be above 0"));
             }
         }
         let b = &self.retry_budget;
-        if !(b.max_tokens >= 1.0 && b.max_tokens <= 1_000_000.0 && b.threshold >= 0.0 && b.threshold < b.max_tokens && b.per_success >= 0.0 && b.per_success <= b.max_tokens) {
-            return Err(err("retry_budget", format!(
-                "needs 1 <= max_tokens <= 1000000, 0 <= threshold < max_tokens, 0 <= per_success <= max_tokens (got {}, {}, {})",
-                b.max_tokens, b.threshold, b.per_success)));
+        if !(b.max_tokens >= 1.0
+            && b.max_tokens <= 1_000_000.0
+            && b.threshold >= 0.0
+            && b.threshold < b.max_tokens
+            && b.per_success >= 0.0
+            && b.per_success <= b.max_tokens)
+        {
+            return Err(err(
+                "retry_budget",
+                format!(
+                    "needs 1 <= max_tokens <= 1000000, 0 <= threshold < max_tokens, 0 <= per_success <= max_tokens (got {}, {}, {})",
+                    b.max_tokens, b.threshold, b.per_success
+                ),
+            ));
         }
         Ok(Config {
             providers,
@@ -450,8 +455,16 @@ mod tests {
         let cases: &[(&str, &str, &str)] = &[
             ("\"tencent-token-plan\", \"model\": \"kimi2.5\"}]", "\"nope\", \"model\": \"kimi2.5\"}]", "fallback_providers[0].provider"),
             ("\"http://127.0.0.1:2/v1\"", "\"ftp://x\"", "providers.tencent-token-plan.base_url"),
-            ("\"credentials\": [{\"id\": \"ten-1\"}]", "\"credentials\": [{\"id\": \"ali-1\"}]", "providers.tencent-token-plan.credentials[0].id"),
-            ("\"credentials\": [{\"id\": \"ten-1\"}]", "\"credentials\": [{\"id\": \"ten-1\", \"secret\": 1}]", "providers.tencent-token-plan.credentials[0]"),
+            (
+                "\"credentials\": [{\"id\": \"ten-1\"}]",
+                "\"credentials\": [{\"id\": \"ali-1\"}]",
+                "providers.tencent-token-plan.credentials[0].id",
+            ),
+            (
+                "\"credentials\": [{\"id\": \"ten-1\"}]",
+                "\"credentials\": [{\"id\": \"ten-1\", \"secret\": 1}]",
+                "providers.tencent-token-plan.credentials[0]",
+            ),
             ("\"model\": \"qwen3.6-plus\"", "\"model\": 7", "primary.model"),
         ];
         for (from, to, field) in cases {

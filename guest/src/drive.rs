@@ -197,7 +197,12 @@ impl DrivenCall {
     }
 
     fn current(&self) -> Route {
-        self.route.clone().unwrap_or_else(|| Route { provider: String::new(), model: String::new(), credential: String::new(), position: 0 })
+        self.route.clone().unwrap_or_else(|| Route {
+            provider: String::new(),
+            model: String::new(),
+            credential: String::new(),
+            position: 0,
+        })
     }
 
     fn send(&mut self, engine: &mut Engine, now: u64, deliver: Vec<u8>, rule: &str, why: String) -> Step {
@@ -218,11 +223,20 @@ impl DrivenCall {
         self.attempt_at = now;
         self.phase = Phase::Sending;
         let why = if why.is_empty() {
-            format!("attempt {} on {} with credential {}; its head within {within} ms", self.attempts.len() + 1, route.label(), route.credential)
+            format!(
+                "attempt {} on {} with credential {}; its head within {within} ms",
+                self.attempts.len() + 1,
+                route.label(),
+                route.credential
+            )
         } else {
             why
         };
-        Step { outbound: Some(out), deliver, ..step(StepKind::Send, within, if rule.is_empty() { "call.send".into() } else { rule.to_string() }, why) }
+        Step {
+            outbound: Some(out),
+            deliver,
+            ..step(StepKind::Send, within, if rule.is_empty() { "call.send".into() } else { rule.to_string() }, why)
+        }
     }
 
     /// A limit, or what is left of the deadline when that comes first (and says so).
@@ -319,7 +333,8 @@ impl DrivenCall {
                     continue;
                 }
                 Framed::Oversized { bytes } => {
-                    outcome = Outcome::Failed(transport(TransportKind::StreamMalformed, format!("an event of {bytes} bytes before any content")));
+                    outcome =
+                        Outcome::Failed(transport(TransportKind::StreamMalformed, format!("an event of {bytes} bytes before any content")));
                     break;
                 }
                 Framed::Event(ev) => ev,
@@ -356,7 +371,8 @@ impl DrivenCall {
                     commit = Some(self.commit(engine, st.head.clone(), env));
                     deliver.append(&mut st.held);
                 } else if st.held.len() > MAX_HELD {
-                    outcome = Outcome::Failed(transport(TransportKind::StreamMalformed, format!("no content in the first {MAX_HELD} bytes")));
+                    outcome =
+                        Outcome::Failed(transport(TransportKind::StreamMalformed, format!("no content in the first {MAX_HELD} bytes")));
                     break;
                 }
             } else if self.answer.resuming {
@@ -410,7 +426,13 @@ impl DrivenCall {
 
     fn dropped(&self, env: &mut dyn Env, now: u64, why: &str) {
         let message = format!("dropped an event of the answer from {}: {why}", self.current().label());
-        env.emit(Event { kind: EventKind::StreamEventDropped, at_ms: now, route: self.route.clone(), rule: "stream.event-dropped".into(), message });
+        env.emit(Event {
+            kind: EventKind::StreamEventDropped,
+            at_ms: now,
+            route: self.route.clone(),
+            rule: "stream.event-dropped".into(),
+            message,
+        });
     }
 
     /// An attempt failed: before commit the decision table says what next; after it, resume
@@ -472,13 +494,24 @@ impl DrivenCall {
         let (next, request) = match plan {
             Ok(p) => p,
             Err(why_not) => {
-                self.attempts.push(Attempt { route: route.clone(), at_ms: self.attempt_at, outcome: failure.outcome(), classified: Some(classified.clone()), action: None });
+                self.attempts.push(Attempt {
+                    route: route.clone(),
+                    at_ms: self.attempt_at,
+                    outcome: failure.outcome(),
+                    classified: Some(classified.clone()),
+                    action: None,
+                });
                 return self.end_in_band(engine, &route, &classified, &why_not, deliver, env);
             }
         };
         let why = format!(
             "the answer from {} failed after {} bytes ({}); resuming on {} with credential {} from the {} characters so far",
-            route.label(), self.answer.delivered, classified.message, next.label(), next.credential, self.answer.text.chars().count()
+            route.label(),
+            self.answer.delivered,
+            classified.message,
+            next.label(),
+            next.credential,
+            self.answer.text.chars().count()
         );
         let action = Action {
             kind: ActionKind::Retry,
@@ -491,8 +524,20 @@ impl DrivenCall {
             why: why.clone(),
             error: None,
         };
-        self.attempts.push(Attempt { route, at_ms: self.attempt_at, outcome: failure.outcome(), classified: Some(classified), action: Some(action) });
-        env.emit(Event { kind: EventKind::StreamResumed, at_ms: now, route: Some(next.clone()), rule: "stream.resume".into(), message: why.clone() });
+        self.attempts.push(Attempt {
+            route,
+            at_ms: self.attempt_at,
+            outcome: failure.outcome(),
+            classified: Some(classified),
+            action: Some(action),
+        });
+        env.emit(Event {
+            kind: EventKind::StreamResumed,
+            at_ms: now,
+            route: Some(next.clone()),
+            rule: "stream.resume".into(),
+            message: why.clone(),
+        });
         self.sending = request;
         self.answer.resuming = true;
         self.answer.resumes += 1;
@@ -502,18 +547,34 @@ impl DrivenCall {
     }
 
     /// Ends a committed answer: a stream with an error event the caller's SDK raises.
-    fn end_in_band(&mut self, engine: &Engine, route: &Route, classified: &Classified, why_not: &str, mut deliver: Vec<u8>, env: &mut dyn Env) -> Step {
+    fn end_in_band(
+        &mut self,
+        engine: &Engine,
+        route: &Route,
+        classified: &Classified,
+        why_not: &str,
+        mut deliver: Vec<u8>,
+        env: &mut dyn Env,
+    ) -> Step {
         let now = env.now_ms();
         let message = format!(
             "The answer from {} broke off after {} bytes ({}); it is incomplete and was not resumed: {why_not}.",
-            route.label(), self.answer.delivered, classified.message
+            route.label(),
+            self.answer.delivered,
+            classified.message
         );
         // A stream says it in its own format; a whole answer (no format) has no in-band way, so
         // nothing is delivered and the host fails the caller's read instead.
         if let Some(format) = self.answer.format {
             deliver.extend(resume::error_event(format, classified.reason, &message));
         }
-        env.emit(Event { kind: EventKind::StreamFailed, at_ms: now, route: Some(route.clone()), rule: "stream.failed".into(), message: message.clone() });
+        env.emit(Event {
+            kind: EventKind::StreamFailed,
+            at_ms: now,
+            route: Some(route.clone()),
+            rule: "stream.failed".into(),
+            message: message.clone(),
+        });
         let error = FinalError { reason: classified.reason, message, retry_at_ms: None, providers: engine.statuses(now) };
         self.give_up(error, deliver, "stream.failed", "a committed answer failed and could not be resumed".into())
     }
@@ -547,14 +608,21 @@ impl DrivenCall {
     fn done(&mut self, status: u16, deliver: Vec<u8>, rule: &str, why: String) -> Step {
         self.phase = Phase::Over;
         let route = self.current();
-        self.attempts.push(Attempt { route: route.clone(), at_ms: self.attempt_at, outcome: Decimal::of(status.into()).as_ref().to_string(), classified: None, action: None });
+        self.attempts.push(Attempt {
+            route: route.clone(),
+            at_ms: self.attempt_at,
+            outcome: Decimal::of(status.into()).as_ref().to_string(),
+            classified: None,
+            action: None,
+        });
         Step { deliver, attempts: std::mem::take(&mut self.attempts), route: Some(route), ..step(StepKind::Done, 0, rule.into(), why) }
     }
 
     fn give_up(&mut self, mut error: FinalError, deliver: Vec<u8>, rule: &str, why: String) -> Step {
         self.phase = Phase::Over;
         if !self.attempts.is_empty() {
-            let tried: Vec<String> = self.attempts.iter().map(|a| format!("{}#{} {}", a.route.label(), a.route.credential, a.outcome)).collect();
+            let tried: Vec<String> =
+                self.attempts.iter().map(|a| format!("{}#{} {}", a.route.label(), a.route.credential, a.outcome)).collect();
             error.message = format!("{} Tried: {}.", error.message, tried.join(", "));
         }
         Step { deliver, error: Some(error), attempts: std::mem::take(&mut self.attempts), ..step(StepKind::GiveUp, 0, rule.into(), why) }

@@ -82,7 +82,13 @@ impl RouteHealth {
         self.openings = self.openings.saturating_add(1);
         let break_ms = self.break_ms(cfg);
         let until_ms = now.saturating_add(break_ms);
-        *self = RouteHealth { circuit: Circuit::Open, window: vec![], open_until_ms: Some(until_ms), openings: self.openings, probe_started_ms: None };
+        *self = RouteHealth {
+            circuit: Circuit::Open,
+            window: vec![],
+            open_until_ms: Some(until_ms),
+            openings: self.openings,
+            probe_started_ms: None,
+        };
         Transition::Opened { until_ms, break_ms, why }
     }
 

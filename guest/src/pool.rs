@@ -45,11 +45,7 @@ impl CredentialRecord {
 
     /// A replaced secret starts clean: dead marks, billing rests and auth strikes were about the old one.
     fn reset_for_new_secret(&mut self, fingerprint: &str, now: u64) {
-        *self = CredentialRecord {
-            fingerprint: Some(fingerprint.to_string()),
-            fingerprint_since_ms: Some(now),
-            ..Default::default()
-        };
+        *self = CredentialRecord { fingerprint: Some(fingerprint.to_string()), fingerprint_since_ms: Some(now), ..Default::default() };
     }
 }
 
@@ -192,13 +188,9 @@ impl Pool {
                         Some(var) => format!("has no secret in the host (set {var})"),
                         None => "has no secret in the host".to_string(),
                     },
-                    CredentialState::Dead => {
-                        "key appears invalid or expired: replace it or add a backup key".to_string()
-                    }
+                    CredentialState::Dead => "key appears invalid or expired: replace it or add a backup key".to_string(),
                     CredentialState::CoolingDown => {
-                        let (until, why) = rec
-                            .map(|r| (r.cooldown_until_ms.unwrap_or(now), r.cooldown_reason))
-                            .unwrap_or((now, None));
+                        let (until, why) = rec.map(|r| (r.cooldown_until_ms.unwrap_or(now), r.cooldown_reason)).unwrap_or((now, None));
                         format!("in {} cooldown until {}", cooldown_word(why), timefmt::rfc3339(until))
                     }
                 };
@@ -211,8 +203,7 @@ impl Pool {
         match (provider.credentials.as_slice(), phrases.as_slice()) {
             ([c], [p]) => format!("1 key ({}), {p}", c.id),
             (creds, _) => {
-                let parts: Vec<String> =
-                    creds.iter().zip(&phrases).map(|(c, p)| format!("{} {p}", c.id)).collect();
+                let parts: Vec<String> = creds.iter().zip(&phrases).map(|(c, p)| format!("{} {p}", c.id)).collect();
                 format!("{} keys: {}", creds.len(), parts.join("; "))
             }
         }

@@ -34,18 +34,8 @@ const PREFIXES: &[&str] = &[
 ];
 
 /// Labels after which a random-looking value is a secret (matched as a whole token, any case).
-const LABELS: &[&str] = &[
-    "key",
-    "apikey",
-    "api_key",
-    "api-key",
-    "x-api-key",
-    "x-goog-api-key",
-    "access_token",
-    "token",
-    "secret",
-    "bearer",
-];
+const LABELS: &[&str] =
+    &["key", "apikey", "api_key", "api-key", "x-api-key", "x-goog-api-key", "access_token", "token", "secret", "bearer"];
 
 /// The longest of `LABELS`.
 const LABEL_MAX: usize = 14;
@@ -72,11 +62,7 @@ pub fn mask(text: String, auth: bool) -> String {
             continue;
         }
         let labelled = value_at == Some(i);
-        let mut end = if labelled {
-            run_end(b, i, is_value)
-        } else {
-            run_end(b, i, is_token)
-        };
+        let mut end = if labelled { run_end(b, i, is_value) } else { run_end(b, i, is_token) };
         if labelled {
             // A full stop after a value ends the sentence: no key or token ends with one.
             end -= b[i..end].iter().rev().take_while(|&&c| c == b'.').count();
@@ -103,10 +89,7 @@ pub fn mask(text: String, auth: bool) -> String {
 
 /// Where the run of `part` characters starting at `from` ends.
 fn run_end(b: &[u8], from: usize, part: impl Fn(u8) -> bool) -> usize {
-    from + b[from..]
-        .iter()
-        .position(|&c| !part(c))
-        .unwrap_or(b.len() - from)
+    from + b[from..].iter().position(|&c| !part(c)).unwrap_or(b.len() - from)
 }
 
 fn is_token(c: u8) -> bool {
@@ -120,10 +103,7 @@ fn is_value(c: u8) -> bool {
 
 fn prefix_of(token: &str) -> Option<&'static str> {
     // The first letters of `PREFIXES`: most tokens start with none of them.
-    if !matches!(
-        token.as_bytes().first(),
-        Some(b's' | b'A' | b'g' | b'x' | b'p' | b'n' | b'h' | b'r')
-    ) {
+    if !matches!(token.as_bytes().first(), Some(b's' | b'A' | b'g' | b'x' | b'p' | b'n' | b'h' | b'r')) {
         return None;
     }
     PREFIXES.iter().copied().find(|p| token.starts_with(p))
@@ -137,36 +117,23 @@ fn is_key(token: &str, labelled: bool, auth: bool) -> bool {
     if prefix_of(token).is_some_and(|p| token.len() - p.len() >= MIN_REST) {
         return true;
     }
-    (labelled && token.bytes().any(|c| c.is_ascii_digit()))
-        || (auth && token.len() >= LONG_RUN && has_long_random_run(token))
+    (labelled && token.bytes().any(|c| c.is_ascii_digit())) || (auth && token.len() >= LONG_RUN && has_long_random_run(token))
 }
 
 fn has_long_random_run(token: &str) -> bool {
     token
         .split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|run| {
-            run.len() >= LONG_RUN
-                && run.bytes().any(|c| c.is_ascii_digit())
-                && run.bytes().any(|c| c.is_ascii_alphabetic())
-        })
+        .any(|run| run.len() >= LONG_RUN && run.bytes().any(|c| c.is_ascii_digit()) && run.bytes().any(|c| c.is_ascii_alphabetic()))
 }
 
 /// The length of the separator `rest` starts with when `token` is a label: `=` or `:` (with
 /// quotes and spaces around), or for `Bearer` one or more spaces.
 fn separator_after_label(token: &str, rest: &[u8]) -> Option<usize> {
-    let maybe_separator = rest
-        .first()
-        .is_some_and(|c| matches!(c, b' ' | b'"' | b'\'' | b':' | b'='));
-    if !maybe_separator
-        || token.len() > LABEL_MAX
-        || !LABELS.iter().any(|l| token.eq_ignore_ascii_case(l))
-    {
+    let maybe_separator = rest.first().is_some_and(|c| matches!(c, b' ' | b'"' | b'\'' | b':' | b'='));
+    if !maybe_separator || token.len() > LABEL_MAX || !LABELS.iter().any(|l| token.eq_ignore_ascii_case(l)) {
         return None;
     }
-    let sep = &rest[..rest
-        .iter()
-        .take_while(|&&c| matches!(c, b' ' | b'"' | b'\'' | b':' | b'='))
-        .count()];
+    let sep = &rest[..rest.iter().take_while(|&&c| matches!(c, b' ' | b'"' | b'\'' | b':' | b'=')).count()];
     let ok = if token.eq_ignore_ascii_case("bearer") {
         !sep.is_empty() && sep.iter().all(|&c| c == b' ')
     } else {
@@ -222,11 +189,7 @@ mod tests {
             ("clé «sk-ÄbcdefGhijkl» refusée: «sk-abcdefGhijkl»", false, "clé «sk-ÄbcdefGhijkl» refusée: «sk-...»"),
         ];
         for (text, auth, want) in cases {
-            assert_eq!(
-                mask(text.to_string(), *auth),
-                *want,
-                "masking {text:?} (auth: {auth})"
-            );
+            assert_eq!(mask(text.to_string(), *auth), *want, "masking {text:?} (auth: {auth})");
         }
     }
 
@@ -234,21 +197,13 @@ mod tests {
     fn the_shortcuts_agree_with_the_tables() {
         assert_eq!(LABELS.iter().map(|l| l.len()).max(), Some(LABEL_MAX));
         for p in PREFIXES {
-            assert_eq!(
-                prefix_of(&format!("{p}0123456789")),
-                Some(*p),
-                "{p} passes the first-letter check"
-            );
+            assert_eq!(prefix_of(&format!("{p}0123456789")), Some(*p), "{p} passes the first-letter check");
         }
     }
 
     #[test]
     fn masking_twice_changes_nothing_more() {
-        for text in [
-            "key sk-proj-Abc123def456ghi789jklCDEF",
-            "?key=abc123def456ghi789",
-            "token 3f9a0c2be81d4f6a9c7e5b3d1a0f2e4c",
-        ] {
+        for text in ["key sk-proj-Abc123def456ghi789jklCDEF", "?key=abc123def456ghi789", "token 3f9a0c2be81d4f6a9c7e5b3d1a0f2e4c"] {
             let once = mask(text.to_string(), true);
             assert_eq!(mask(once.clone(), true), once);
         }

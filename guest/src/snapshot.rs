@@ -49,8 +49,7 @@ fn state_err(field: &str, message: impl Into<String>) -> ConfigError {
 impl Snapshot {
     /// Reads a snapshot of this or an older schema; errors name the field under `state`.
     pub fn parse(json: &str) -> Result<Snapshot, ConfigError> {
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| state_err("state", format!("is not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| state_err("state", format!("is not valid JSON: {e}")))?;
         let schema = value
             .get("schema")
             .ok_or_else(|| state_err("state.schema", "is missing: this is not a failover-policy snapshot"))?
@@ -73,8 +72,8 @@ impl Snapshot {
         if schema == 1 {
             migrate_v1(&mut value)?;
         }
-        let mut snapshot: Snapshot = serde_path_to_error::deserialize(value)
-            .map_err(|e| state_err(&format!("state.{}", e.path()), e.inner().to_string()))?;
+        let mut snapshot: Snapshot =
+            serde_path_to_error::deserialize(value).map_err(|e| state_err(&format!("state.{}", e.path()), e.inner().to_string()))?;
         if schema < SCHEMA as u64 {
             snapshot.migrated_from = schema as u32;
         }
@@ -100,9 +99,9 @@ fn migrate_v1(value: &mut serde_json::Value) -> Result<(), ConfigError> {
     for (label, route) in routes.iter_mut() {
         let until = match route.get("cooldown_until_ms") {
             None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(v.as_u64().ok_or_else(|| {
-                state_err(&format!("state.routes.{label}.cooldown_until_ms"), "is not a whole number")
-            })?),
+            Some(v) => {
+                Some(v.as_u64().ok_or_else(|| state_err(&format!("state.routes.{label}.cooldown_until_ms"), "is not a whole number"))?)
+            }
         };
         *route = match until {
             Some(t) => serde_json::json!({"circuit": "open", "open_until_ms": t, "openings": 1}),
@@ -127,10 +126,9 @@ fn merge_credential(a: &CredentialRecord, b: &CredentialRecord) -> CredentialRec
         std::cmp::Ordering::Less => return b.clone(),
         std::cmp::Ordering::Equal => {}
     }
-    let (cooldown_until_ms, cooldown_reason) =
-        (a.cooldown_until_ms, a.cooldown_reason).max((b.cooldown_until_ms, b.cooldown_reason));
-    let (last_error_ms, last_reason, last_error) = (a.last_error_ms, a.last_reason, &a.last_error)
-        .max((b.last_error_ms, b.last_reason, &b.last_error));
+    let (cooldown_until_ms, cooldown_reason) = (a.cooldown_until_ms, a.cooldown_reason).max((b.cooldown_until_ms, b.cooldown_reason));
+    let (last_error_ms, last_reason, last_error) =
+        (a.last_error_ms, a.last_reason, &a.last_error).max((b.last_error_ms, b.last_reason, &b.last_error));
     CredentialRecord {
         cooldown_until_ms,
         cooldown_reason,
@@ -144,11 +142,7 @@ fn merge_credential(a: &CredentialRecord, b: &CredentialRecord) -> CredentialRec
     }
 }
 
-fn merge_maps<V: Clone>(
-    a: &BTreeMap<String, V>,
-    b: &BTreeMap<String, V>,
-    join: impl Fn(&V, &V) -> V,
-) -> BTreeMap<String, V> {
+fn merge_maps<V: Clone>(a: &BTreeMap<String, V>, b: &BTreeMap<String, V>, join: impl Fn(&V, &V) -> V) -> BTreeMap<String, V> {
     let mut out = a.clone();
     for (k, vb) in b {
         let v = match a.get(k) {
@@ -206,7 +200,11 @@ mod tests {
             (r#"not json"#, "state", "not valid JSON"),
             (r#"{"schema": 2, "credentials": {"a": {"dead": "yes"}}}"#, "state.credentials.a.dead", "invalid type"),
             (r#"{"schema": 2, "extra": 1}"#, "state", "unknown field `extra`"),
-            (r#"{"schema": 1, "routes": {"p/m": {"cooldown_until_ms": "soon"}}}"#, "state.routes.p/m.cooldown_until_ms", "not a whole number"),
+            (
+                r#"{"schema": 1, "routes": {"p/m": {"cooldown_until_ms": "soon"}}}"#,
+                "state.routes.p/m.cooldown_until_ms",
+                "not a whole number",
+            ),
         ];
         for (json, field, msg) in cases {
             let e = Snapshot::parse(json).unwrap_err();

@@ -82,10 +82,7 @@ wit_enum! {
 impl Reason {
     /// The provider's trouble, not the key's: these never touch credential state.
     pub fn is_provider_side(self) -> bool {
-        matches!(
-            self,
-            Reason::Overloaded | Reason::ServerError | Reason::Timeout | Reason::Connection
-        )
+        matches!(self, Reason::Overloaded | Reason::ServerError | Reason::Timeout | Reason::Connection)
     }
 }
 
@@ -105,10 +102,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
     }
 }
 
@@ -157,7 +151,6 @@ impl TransportKind {
                 | TransportKind::Deadline
         )
     }
-
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +213,6 @@ wit_enum! {
     }
 }
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct CredentialStatus {
@@ -274,7 +266,6 @@ wit_enum! {
         GiveUp = "give-up",
     }
 }
-
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -333,7 +324,6 @@ wit_enum! {
         StreamFailed = "stream-failed",
     }
 }
-
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

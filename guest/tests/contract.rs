@@ -11,11 +11,7 @@ fn wit_enum(name: &str) -> Vec<String> {
     let start = WIT.find(&format!("enum {name} {{")).unwrap_or_else(|| panic!("no enum {name} in wit/policy.wit"));
     let body = &WIT[start..];
     let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
-    body.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("//"))
-        .map(|l| l.trim_end_matches(',').to_string())
-        .collect()
+    body.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")).map(|l| l.trim_end_matches(',').to_string()).collect()
 }
 
 fn names<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<String> {

@@ -52,11 +52,7 @@ impl Env for Echoing {
                 })
             }
         };
-        Ok(HttpResponse {
-            status,
-            headers: vec![],
-            body: body.into_bytes(),
-        })
+        Ok(HttpResponse { status, headers: vec![], body: body.into_bytes() })
     }
     fn emit(&mut self, event: Event) {
         self.events.push(event);
@@ -68,34 +64,15 @@ impl Env for Echoing {
 
 #[test]
 fn echoed_keys_reach_no_event_error_or_snapshot() {
-    let creds: Vec<CredentialInfo> = ["oa-1", "an-1", "ge-1"]
-        .iter()
-        .map(|id| CredentialInfo {
-            id: id.to_string(),
-            fingerprint: format!("fp-{id}"),
-        })
-        .collect();
-    let mut env = Echoing {
-        now: 1_795_528_800_000,
-        events: vec![],
-    };
+    let creds: Vec<CredentialInfo> =
+        ["oa-1", "an-1", "ge-1"].iter().map(|id| CredentialInfo { id: id.to_string(), fingerprint: format!("fp-{id}") }).collect();
+    let mut env = Echoing { now: 1_795_528_800_000, events: vec![] };
     let mut engine = Engine::create(CONFIG, None, &creds, &mut env).expect("config");
-    let request = Request {
-        path: "/chat/completions".into(),
-        method: "POST".into(),
-        headers: vec![],
-        body: br#"{"model":"x"}"#.to_vec(),
-    };
-    let failed = engine
-        .call(&request, &mut env)
-        .expect_err("every provider fails");
+    let request = Request { path: "/chat/completions".into(), method: "POST".into(), headers: vec![], body: br#"{"model":"x"}"#.to_vec() };
+    let failed = engine.call(&request, &mut env).expect_err("every provider fails");
     let snapshot = engine.snapshot(&mut env).to_json();
 
-    let mut texts: Vec<(String, String)> = env
-        .events
-        .iter()
-        .map(|e| (format!("event {}", e.rule), e.message.clone()))
-        .collect();
+    let mut texts: Vec<(String, String)> = env.events.iter().map(|e| (format!("event {}", e.rule), e.message.clone())).collect();
     texts.push(("final error".into(), failed.error.message.clone()));
     for c in failed.attempts.iter().filter_map(|a| a.classified.as_ref()) {
         texts.push((format!("attempt {}", c.rule), c.message.clone()));
@@ -104,23 +81,12 @@ fn echoed_keys_reach_no_event_error_or_snapshot() {
     for (what, text) in &texts {
         for key in [PROXY_KEY, ANTHROPIC_KEY, QUERY_KEY] {
             // All but the last 4 characters, which the mask keeps to recognise the key by.
-            assert!(
-                !text.contains(&key[..key.len() - 4]),
-                "{what} holds a key: {text}"
-            );
+            assert!(!text.contains(&key[..key.len() - 4]), "{what} holds a key: {text}");
         }
     }
     // What went wrong is still said, with the key recognisable by its kind and tail.
-    let all: String = texts
-        .iter()
-        .map(|(_, t)| t.as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
-    for said in [
-        "Incorrect API key provided: sk-proj-...GhJk",
-        "Overloaded (x-api-key sk-ant-...",
-        "key=AIza...",
-    ] {
+    let all: String = texts.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
+    for said in ["Incorrect API key provided: sk-proj-...GhJk", "Overloaded (x-api-key sk-ant-...", "key=AIza..."] {
         assert!(all.contains(said), "no {said:?} in:\n{all}");
     }
 }
@@ -131,22 +97,10 @@ fn a_key_in_a_state_saved_before_masking_is_masked_on_load() {
         r#"{{"schema": 2, "credentials": {{"oa-1": {{"last_error": "401 Incorrect API key provided: {PROXY_KEY}.",
             "last_reason": "auth", "last_error_ms": 1}}}}}}"#
     );
-    let creds = vec![CredentialInfo {
-        id: "oa-1".into(),
-        fingerprint: "fp".into(),
-    }];
-    let mut env = Echoing {
-        now: 1_795_528_800_000,
-        events: vec![],
-    };
+    let creds = vec![CredentialInfo { id: "oa-1".into(), fingerprint: "fp".into() }];
+    let mut env = Echoing { now: 1_795_528_800_000, events: vec![] };
     let engine = Engine::create(CONFIG, Some(&old), &creds, &mut env).expect("the old state loads");
     let snapshot = engine.snapshot(&mut env).to_json();
-    assert!(
-        !snapshot.contains(&PROXY_KEY[..PROXY_KEY.len() - 4]),
-        "{snapshot}"
-    );
-    assert!(
-        snapshot.contains("401 Incorrect API key provided: sk-proj-...GhJk."),
-        "{snapshot}"
-    );
+    assert!(!snapshot.contains(&PROXY_KEY[..PROXY_KEY.len() - 4]), "{snapshot}");
+    assert!(snapshot.contains("401 Incorrect API key provided: sk-proj-...GhJk."), "{snapshot}");
 }

@@ -43,7 +43,11 @@ fn main() {
     };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("wasm32-wasip2") && (stderr.contains("may not be installed") || stderr.contains("can't find crate for `core`") || stderr.contains("can't find crate for `std`")) {
+        if stderr.contains("wasm32-wasip2")
+            && (stderr.contains("may not be installed")
+                || stderr.contains("can't find crate for `core`")
+                || stderr.contains("can't find crate for `std`"))
+        {
             fail("the wasm32-wasip2 target is missing: run `rustup target add wasm32-wasip2`");
         }
         fail(&format!("building the guest component failed:\n{stderr}"));

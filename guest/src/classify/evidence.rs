@@ -105,7 +105,11 @@ impl<'a> Evidence<'a> {
             None if self.response.body.is_empty() => [status, " (empty body)"].concat(),
             None => [status, " (unreadable body)"].concat(),
         };
-        if tidy(&words) { words } else { bounded(&words) }
+        if tidy(&words) {
+            words
+        } else {
+            bounded(&words)
+        }
     }
 }
 
@@ -161,7 +165,6 @@ fn tidy(s: &str) -> bool {
     }
     !after_space || b.is_empty()
 }
-
 
 /// serde_json's recursion limit (128) turns hostile nesting into an error, never a stack
 /// overflow; a truncated prefix is simply not JSON and falls back to the text signals.
@@ -313,17 +316,8 @@ fn status_of_error(doc: &Json, codes: &[Cow<str>]) -> u16 {
         ("unavailable", 503),
         ("timeout", 504),
     ];
-    let numeric = doc
-        .at(&["error", "code"])
-        .and_then(Json::as_u64)
-        .and_then(|c| u16::try_from(c).ok())
-        .filter(|c| (400..600).contains(c));
-    BY_TYPE
-        .iter()
-        .find(|(t, _)| codes.iter().any(|c| c.contains(t)))
-        .map(|(_, s)| *s)
-        .or(numeric)
-        .unwrap_or(500)
+    let numeric = doc.at(&["error", "code"]).and_then(Json::as_u64).and_then(|c| u16::try_from(c).ok()).filter(|c| (400..600).contains(c));
+    BY_TYPE.iter().find(|(t, _)| codes.iter().any(|c| c.contains(t))).map(|(_, s)| *s).or(numeric).unwrap_or(500)
 }
 
 fn html_title(raw: &str) -> Option<String> {

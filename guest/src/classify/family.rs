@@ -87,9 +87,7 @@ impl Family {
     /// The family a provider name points to; unknown names get the generic rules.
     pub fn infer(provider: &str) -> Family {
         let lower = provider.to_ascii_lowercase();
-        Family::parse(&lower)
-            .or_else(|| HINTS.iter().find(|(h, _)| lower.contains(h)).map(|(_, f)| *f))
-            .unwrap_or(Family::Generic)
+        Family::parse(&lower).or_else(|| HINTS.iter().find(|(h, _)| lower.contains(h)).map(|(_, f)| *f)).unwrap_or(Family::Generic)
     }
 
     pub fn name(self) -> &'static str {

@@ -24,11 +24,7 @@ impl Framed<'_> {
     /// A copy that owns its strings, for a framing read from text that does not outlive it.
     pub fn into_owned(self) -> Framed<'static> {
         let code = self.code.map(|c| Cow::Owned(c.into_owned()));
-        Framed {
-            doc: self.doc.into_owned(),
-            status: self.status,
-            code,
-        }
+        Framed { doc: self.doc.into_owned(), status: self.status, code }
     }
 }
 
@@ -44,18 +40,13 @@ pub fn ndjson_error(text: &str) -> Option<Json<'_>> {
     if !t.starts_with('{') || memchr::memmem::find(t.as_bytes(), b"}\n{").is_none() {
         return None;
     }
-    t.lines()
-        .filter_map(|l| parse(l.trim()))
-        .find(|v| error_object(v).is_some())
+    t.lines().filter_map(|l| parse(l.trim())).find(|v| error_object(v).is_some())
 }
 
 /// The first error event of a server-sent event stream.
 fn server_sent(text: &str) -> Option<Framed<'_>> {
     let t = text.trim_start();
-    if !["event:", "data:", ":", "id:", "retry:"]
-        .iter()
-        .any(|p| t.starts_with(p))
-    {
+    if !["event:", "data:", ":", "id:", "retry:"].iter().any(|p| t.starts_with(p)) {
         return None;
     }
     let (mut event, mut status) = ("", None);
@@ -70,22 +61,13 @@ fn server_sent(text: &str) -> Option<Framed<'_>> {
                 continue;
             };
             // The Responses API's failed response carries the error in `response.error`.
-            let failed = event == "response.failed"
-                || v.get("type").and_then(Json::as_str) == Some("response.failed");
+            let failed = event == "response.failed" || v.get("type").and_then(Json::as_str) == Some("response.failed");
             if failed {
                 if let Some(response) = v.take("response") {
-                    return Some(Framed {
-                        doc: response,
-                        status,
-                        code: None,
-                    });
+                    return Some(Framed { doc: response, status, code: None });
                 }
             } else if event == "error" || error_object(&v).is_some() {
-                return Some(Framed {
-                    doc: v,
-                    status,
-                    code: None,
-                });
+                return Some(Framed { doc: v, status, code: None });
             }
         } else if line.is_empty() {
             (event, status) = ("", None);
@@ -107,15 +89,8 @@ fn aws_exception(body: &[u8]) -> Option<Framed<'_>> {
         let headers = rest.get(12..12usize.checked_add(headers_len)?)?;
         let payload = rest.get(12 + headers_len..end)?;
         if let Some(name) = header(headers, b":exception-type") {
-            let doc = std::str::from_utf8(payload)
-                .ok()
-                .and_then(parse)
-                .unwrap_or(Json::Null);
-            return Some(Framed {
-                doc,
-                status: None,
-                code: Some(Cow::Borrowed(name)),
-            });
+            let doc = std::str::from_utf8(payload).ok().and_then(parse).unwrap_or(Json::Null);
+            return Some(Framed { doc, status: None, code: Some(Cow::Borrowed(name)) });
         }
         rest = rest.get(total..)?;
     }

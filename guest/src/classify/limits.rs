@@ -23,32 +23,32 @@ fn hit(reason: Reason, rule: &str) -> Option<Hit> {
 }
 
 const BALANCE: &[&str] = &[
-    "credit balance is too low",        // Anthropic
-    "api usage limits",                 // Anthropic's workspace spend limits
-    "insufficient balance",             // DeepSeek, Moonshot, MiniMax
+    "credit balance is too low", // Anthropic
+    "api usage limits",          // Anthropic's workspace spend limits
+    "insufficient balance",      // DeepSeek, Moonshot, MiniMax
     "balance is insufficient",
-    "not enough balance",               // Novita
-    "balance is too low",               // DeepInfra
+    "not enough balance", // Novita
+    "balance is too low", // DeepInfra
     "insufficient credits",
-    "insufficient funds",               // Hyperbolic
-    "requires more credits",            // OpenRouter
+    "insufficient funds",    // Hyperbolic
+    "requires more credits", // OpenRouter
     "out of credits",
-    "all available credits",            // xAI
-    "no remaining credits",             // Cerebras
-    "credit limit exceeded",            // Together
+    "all available credits", // xAI
+    "no remaining credits",  // Cerebras
+    "credit limit exceeded", // Together
     "spend limit",
     "spending limit",
     "not in good standing",
     "billing hard limit",
     "payment required",
-    "past due",                         // Ollama's subscription
-    "overdue",                          // DashScope, Volcengine
-    "recharge",                         // Moonshot
+    "past due", // Ollama's subscription
+    "overdue",  // DashScope, Volcengine
+    "recharge", // Moonshot
     "plan has expired",
     "subscription has expired",
-    "余额不足",                         // balance insufficient
-    "欠费",                             // in arrears (Zhipu 1113)
-    "套餐已到期",                       // plan expired (Zhipu 1309)
+    "余额不足",   // balance insufficient
+    "欠费",       // in arrears (Zhipu 1113)
+    "套餐已到期", // plan expired (Zhipu 1309)
 ];
 
 /// Out of credit, over a spend limit or behind on payment: waiting will not help, paying will.
@@ -78,15 +78,15 @@ fn billing(ev: &Evidence) -> Option<Hit> {
 }
 
 const WINDOW: &[&str] = &[
-    "usage limit",                      // Codex, Z.ai, Kimi, MiniMax, Ollama Cloud
-    "usage quota",                      // Qwen coding plan
+    "usage limit", // Codex, Z.ai, Kimi, MiniMax, Ollama Cloud
+    "usage quota", // Qwen coding plan
     "5-hour",
     "5 hour",
     "7-day",
     "per day",
-    "perday",                           // Gemini quotaId
+    "perday", // Gemini quotaId
     "per_day",
-    "per-day",                          // OpenRouter free-models-per-day
+    "per-day", // OpenRouter free-models-per-day
     "(tpd)",
     "(rpd)",
     "daily",
@@ -98,15 +98,15 @@ const WINDOW: &[&str] = &[
     "limit will reset",
     "quota resets",
     "limit resets",
-    "usage allocated quota exceeded",   // DashScope coding plan
+    "usage allocated quota exceeded", // DashScope coding plan
     "free allocated quota exceeded",
-    "使用上限",                         // usage cap (Zhipu 1308, 1310)
-    "额度已用完",                       // allowance used up
-    "今日",                             // today's (Zhipu 1304)
-    "本月",                             // this month's
-    "每周",                             // weekly
-    "每月",                             // monthly
-    "每日",                             // daily
+    "使用上限",   // usage cap (Zhipu 1308, 1310)
+    "额度已用完", // allowance used up
+    "今日",       // today's (Zhipu 1304)
+    "本月",       // this month's
+    "每周",       // weekly
+    "每月",       // monthly
+    "每日",       // daily
 ];
 
 /// A usage window is used up (a coding or subscription plan's 5 hours, a day, a week, a

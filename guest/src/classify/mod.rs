@@ -16,8 +16,8 @@
 mod clock;
 mod evidence;
 mod families;
-mod framing;
 mod family;
+mod framing;
 mod generic;
 mod json;
 mod limits;

@@ -112,7 +112,8 @@ const TABLE: Table = Table::build();
 
 impl Table {
     const fn build() -> Table {
-        let mut t = Table { phrases: [""; MAX], len: 0, pairs: [0; 1024], rank: [0; 1024], runs: [0; MAX + 1], third: [0; MAX], triples: [0; 64] };
+        let mut t =
+            Table { phrases: [""; MAX], len: 0, pairs: [0; 1024], rank: [0; 1024], runs: [0; MAX + 1], third: [0; MAX], triples: [0; 64] };
         let mut m = 0;
         while m < LISTS.len() {
             let mut l = 0;

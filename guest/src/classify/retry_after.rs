@@ -34,10 +34,8 @@ pub fn explicit(ev: &Evidence) -> Option<u64> {
 /// ("will reset at 2026-08-27 21:31:39"), read in the provider's clock (`local`, minutes east of
 /// UTC) when it names no zone.
 pub fn reset(ev: &Evidence, local: i32) -> Option<u64> {
-    const OPENAI: &[(&str, &str)] = &[
-        ("x-ratelimit-reset-requests", "x-ratelimit-remaining-requests"),
-        ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"),
-    ];
+    const OPENAI: &[(&str, &str)] =
+        &[("x-ratelimit-reset-requests", "x-ratelimit-remaining-requests"), ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens")];
     // Cerebras: per-minute and per-day buckets, reset in seconds.
     const CEREBRAS: &[(&str, &str)] = &[
         ("x-ratelimit-reset-requests-minute", "x-ratelimit-remaining-requests-minute"),
@@ -183,23 +181,13 @@ fn retry_info(doc: &Json) -> Option<u64> {
         .find_map(|d| go_duration(d.get("retryDelay")?.as_str()?))
 }
 
-const LEADS: &[&str] = &[
-    "try again in ",
-    "retry in ",
-    "retry after ",
-    "try again after ",
-    "reset after ",
-    "resets in ",
-    "reset in ",
-];
+const LEADS: &[&str] = &["try again in ", "retry in ", "retry after ", "try again after ", "reset after ", "resets in ", "reset in "];
 
 /// "Please try again in 14m24.5s", "Please retry in 33.16s", "retry after 6 seconds",
 /// "Your quota will reset after 8h44m7s", "Your quota resets in 3h 47m": the first such
 /// sentence that carries a duration.
 fn body_hint(text: &str) -> Option<u64> {
-    LEADS.iter().find_map(|lead| {
-        text.match_indices(lead).find_map(|(i, _)| spoken_duration(text.get(i + lead.len()..)?))
-    })
+    LEADS.iter().find_map(|lead| text.match_indices(lead).find_map(|(i, _)| spoken_duration(text.get(i + lead.len()..)?)))
 }
 
 /// `20s`, `14m24.5s`, `3h 47m` (compact) or `6 seconds`, `2 days 4 hours` (spelled) at the

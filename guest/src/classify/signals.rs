@@ -12,17 +12,8 @@ use super::Hit;
 use crate::types::Reason;
 
 /// The phrase lists below, for the one-pass search (`phrases.rs`).
-pub const PHRASES: &[&[&str]] = &[
-    CONTENT_FILTER,
-    CONTEXT_OVERFLOW,
-    KEY_INVALID,
-    OVERLOADED,
-    RATE_LIMIT,
-    MODEL_NOT_FOUND,
-    MODEL,
-    MODEL_MISSING,
-    TIMEOUT,
-];
+pub const PHRASES: &[&[&str]] =
+    &[CONTENT_FILTER, CONTEXT_OVERFLOW, KEY_INVALID, OVERLOADED, RATE_LIMIT, MODEL_NOT_FOUND, MODEL, MODEL_MISSING, TIMEOUT];
 
 /// First match wins; the order settles overlaps (an overflow message mentioning `max_tokens`
 /// is an overflow; high traffic on a 429 is capacity, not the key's limit).
@@ -61,13 +52,13 @@ const CONTENT_FILTER: &[&str] = &[
     "violating our usage policy",
     "inappropriate content",
     "content filtering policies",
-    "sensitive information",          // Volcengine
+    "sensitive information", // Volcengine
     "sensitive content",
-    "new_sensitive",                  // MiniMax 1026/1027 ("input new_sensitive")
-    "high risk",                      // Moonshot
-    "content exists risk",            // DeepSeek
-    "敏感",                           // sensitive (Zhipu 1301, Hunyuan, DashScope)
-    "不安全",                         // unsafe
+    "new_sensitive",       // MiniMax 1026/1027 ("input new_sensitive")
+    "high risk",           // Moonshot
+    "content exists risk", // DeepSeek
+    "敏感",                // sensitive (Zhipu 1301, Hunyuan, DashScope)
+    "不安全",              // unsafe
 ];
 
 /// OpenAI/Azure `content_filter`, Azure's Responsible AI policy, OpenAI moderation and the
@@ -92,52 +83,48 @@ fn content_filter(ev: &Evidence) -> Option<Hit> {
 }
 
 const CONTEXT_OVERFLOW: &[&str] = &[
-    "maximum context length",         // OpenAI, vLLM, DeepSeek, OpenRouter, Groq, Mistral
+    "maximum context length", // OpenAI, vLLM, DeepSeek, OpenRouter, Groq, Mistral
     "context length exceeded",
     "context_length_exceeded",
-    "prompt is too long",             // Anthropic
-    "exceed context limit",           // Anthropic, input + max_tokens
-    "input is too long",              // Bedrock
+    "prompt is too long",                   // Anthropic
+    "exceed context limit",                 // Anthropic, input + max_tokens
+    "input is too long",                    // Bedrock
     "exceeds the maximum number of tokens", // Gemini
-    "input token count",              // Gemini, Vertex ("... but model only supports up to")
-    "exceeds the available context size", // llama.cpp
+    "input token count",                    // Gemini, Vertex ("... but model only supports up to")
+    "exceeds the available context size",   // llama.cpp
     "exceeds the context window",
-    "context size has been exceeded", // llama.cpp (older)
-    "larger than the max context size", // llama.cpp (older)
-    "longer than the maximum model length", // vLLM
+    "context size has been exceeded",         // llama.cpp (older)
+    "larger than the max context size",       // llama.cpp (older)
+    "longer than the maximum model length",   // vLLM
     "longer than the model's context length", // sglang, Together
     "exceeds the model's context length",
-    "requested token count exceeds",  // sglang
-    "input length exceeds the context length", // Ollama
-    "range of input length should be", // DashScope
-    "maximum prompt length",          // xAI
+    "requested token count exceeds",              // sglang
+    "input length exceeds the context length",    // Ollama
+    "range of input length should be",            // DashScope
+    "maximum prompt length",                      // xAI
     "`inputs` tokens + `max_new_tokens` must be", // TGI
-    "`inputs` must have less than",   // TGI
+    "`inputs` must have less than",               // TGI
     "reduce the length of the messages",
-    "too large for model with",       // Mistral
-    "context window",                 // OpenAI Responses, DeepInfra
+    "too large for model with", // Mistral
+    "context window",           // OpenAI Responses, DeepInfra
     "exceed context",
     "maximum context",
-    "model token limit",              // Moonshot
-    "larger context length",          // LM Studio
+    "model token limit",               // Moonshot
+    "larger context length",           // LM Studio
     "greater than the context length", // LM Studio
-    "size limit exceeded by",         // Cohere
-    "max_seq_len",                    // SiliconFlow
-    "max length of current question", // Baidu Qianfan
-    "超长",                           // too long (Zhipu 1261 "Prompt 超长")
-    "上下文长度",                     // context length
+    "size limit exceeded by",          // Cohere
+    "max_seq_len",                     // SiliconFlow
+    "max length of current question",  // Baidu Qianfan
+    "超长",                            // too long (Zhipu 1261 "Prompt 超长")
+    "上下文长度",                      // context length
 ];
 
 /// The prompt does not fit the context window. A `max_tokens` complaint alone is not an
 /// overflow ("max_tokens must be at least 1"); "input length and `max_tokens` exceed context
 /// limit" is. Local servers phrase it their own way (vLLM, llama.cpp, sglang, Ollama, TGI).
 fn context_overflow(ev: &Evidence) -> Option<Hit> {
-    const CODES: &[&str] = &[
-        "context_length_exceeded",
-        "exceed_context_size_error",
-        "context_window_exceeded",
-        "model_context_window_exceeded",
-    ];
+    const CODES: &[&str] =
+        &["context_length_exceeded", "exceed_context_size_error", "context_window_exceeded", "model_context_window_exceeded"];
     // Not a 429: a token count there is a per-minute token limit (Groq, Cerebras).
     if !((client(ev) && ev.status != 429) || ev.status == 500 || ev.in_band) {
         return None;
@@ -176,11 +163,11 @@ fn auth_permanent(ev: &Evidence) -> Option<Hit> {
 }
 
 const OVERLOADED: &[&str] = &[
-    "overload",                       // "overloaded", Volcengine "server overload"
-    "high traffic",                   // Cerebras, DeepSeek
-    "high load",                      // MiniMax
-    "繁忙",                           // busy
-    "访问量过大",                     // too much traffic (Zhipu 1312)
+    "overload",     // "overloaded", Volcengine "server overload"
+    "high traffic", // Cerebras, DeepSeek
+    "high load",    // MiniMax
+    "繁忙",         // busy
+    "访问量过大",   // too much traffic (Zhipu 1312)
     "over capacity",
     "at capacity",
     "capacity exceeded",
@@ -218,12 +205,12 @@ const RATE_LIMIT: &[&str] = &[
     "rate-limit",
     "too many requests",
     "throttl",
-    "concurrency",                    // Zhipu 1302, W&B
-    "rpm limit",                      // SiliconFlow
+    "concurrency", // Zhipu 1302, W&B
+    "rpm limit",   // SiliconFlow
     "tpm limit",
-    "qps",                            // Baidu Qianfan
-    "并发",                           // concurrency
-    "频率",                           // frequency (Zhipu 1303, MiniMax 1002)
+    "qps",  // Baidu Qianfan
+    "并发", // concurrency
+    "频率", // frequency (Zhipu 1303, MiniMax 1002)
 ];
 
 /// A per-minute or per-second limit, or plain throttling, also when a provider sends it as
@@ -249,16 +236,16 @@ fn rate_limit(ev: &Evidence) -> Option<Hit> {
 }
 
 const MODEL_NOT_FOUND: &[&str] = &[
-    "try pulling it first",           // Ollama
-    "has been decommissioned",        // Groq
-    "no endpoints found",             // OpenRouter
-    "model not exist",                // DeepSeek
-    "is not a valid model id",        // OpenRouter
-    "model identifier is invalid",    // Bedrock
-    "access to the model",            // Bedrock
-    "failed to load model",           // LM Studio
-    "no models loaded",               // LM Studio
-    "模型不存在",                     // model does not exist (Zhipu 1211)
+    "try pulling it first",        // Ollama
+    "has been decommissioned",     // Groq
+    "no endpoints found",          // OpenRouter
+    "model not exist",             // DeepSeek
+    "is not a valid model id",     // OpenRouter
+    "model identifier is invalid", // Bedrock
+    "access to the model",         // Bedrock
+    "failed to load model",        // LM Studio
+    "no models loaded",            // LM Studio
+    "模型不存在",                  // model does not exist (Zhipu 1211)
 ];
 const MODEL: &[&str] = &["model"];
 // Only with the word "model": "not supported" is left out ("'max_tokens' is not supported
@@ -267,13 +254,7 @@ const MODEL_MISSING: &[&str] = &["does not exist", "not found", "unknown model",
 
 /// The model does not exist, is not deployed, or this key may not use it.
 fn model_not_found(ev: &Evidence) -> Option<Hit> {
-    const CODES: &[&str] = &[
-        "model_not_found",
-        "model_decommissioned",
-        "deploymentnotfound",
-        "modelnotfound",
-        "model.accessdenied",
-    ];
+    const CODES: &[&str] = &["model_not_found", "model_decommissioned", "deploymentnotfound", "modelnotfound", "model.accessdenied"];
     if !matches!(ev.status, 400 | 403 | 404 | 422) {
         return None;
     }

@@ -96,7 +96,12 @@ fn retry_timing_from_headers_and_bodies() {
         ("body ends with its string", &[], r#"{"error":{"message":"try again in 3s","x":"5 hours"}}"#, Some(3000)),
         ("body retry_after field", &[], r#"{"error":{"message":"slow down"},"retry_after":17}"#, Some(17_000)),
         ("codex resets_in_seconds", &[], r#"{"error":{"type":"usage_limit_reached","resets_in_seconds":60}}"#, Some(60_000)),
-        ("cerebras seconds", &[("x-ratelimit-reset-tokens-minute", "20.5"), ("x-ratelimit-remaining-tokens-minute", "0")], "", Some(20_500)),
+        (
+            "cerebras seconds",
+            &[("x-ratelimit-reset-tokens-minute", "20.5"), ("x-ratelimit-remaining-tokens-minute", "0")],
+            "",
+            Some(20_500),
+        ),
         (
             "codex used-up window",
             &[
@@ -108,10 +113,20 @@ fn retry_timing_from_headers_and_bodies() {
             "",
             Some(100_000),
         ),
-        ("anthropic unified", &[("anthropic-ratelimit-unified-status", "rejected"), ("anthropic-ratelimit-unified-reset", "1795532460"), ("date", DATE)], "", Some(60_000)),
+        (
+            "anthropic unified",
+            &[("anthropic-ratelimit-unified-status", "rejected"), ("anthropic-ratelimit-unified-reset", "1795532460"), ("date", DATE)],
+            "",
+            Some(60_000),
+        ),
         ("ietf ratelimit-reset", &[("RateLimit-Reset", "30")], "", Some(30_000)),
         ("written reset, utc", &[("date", DATE)], "Limit resets at 2026-11-24T16:00:00Z.", Some(3_600_000)),
-        ("written reset, no zone: utc for unknown providers", &[("date", DATE)], "Your limit will reset at 2026-11-24 16:00:00", Some(3_600_000)),
+        (
+            "written reset, no zone: utc for unknown providers",
+            &[("date", DATE)],
+            "Your limit will reset at 2026-11-24 16:00:00",
+            Some(3_600_000),
+        ),
         ("written reset without date", &[], "Resets at 2026-11-24T16:00:00Z", None),
     ];
     for (name, headers, body, want) in cases {
@@ -210,7 +225,8 @@ fn hostile_bodies() {
         }
         assert!(started.elapsed().as_secs() < 5, "{name} took {:?}", started.elapsed());
     }
-    let truncated = classify(Family::Generic, &http(429, &[], br#"{"error":{"message":"Rate limit reached, please try again in 3s","type":"#));
+    let truncated =
+        classify(Family::Generic, &http(429, &[], br#"{"error":{"message":"Rate limit reached, please try again in 3s","type":"#));
     assert_eq!((truncated.reason, truncated.retry_after_ms), (Reason::RateLimit, Some(3000)));
 }
 
@@ -269,14 +285,22 @@ fn event_stream_message(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
 #[test]
 fn bedrock_event_stream_exceptions() {
     let chunk = event_stream_message(&[(":event-type", "contentBlockDelta"), (":message-type", "event")], br#"{"delta":{"text":"hi"}}"#);
-    let throttled = event_stream_message(&[(":exception-type", "throttlingException"), (":message-type", "exception")], br#"{"message":"Too many requests"}"#);
+    let throttled = event_stream_message(
+        &[(":exception-type", "throttlingException"), (":message-type", "exception")],
+        br#"{"message":"Too many requests"}"#,
+    );
     let with_exception = [chunk.clone(), throttled.clone()].concat();
     // (name, body, answer, reason)
     let cases: &[(&str, &[u8], bool, Reason)] = &[
         ("exception after a chunk", &with_exception, false, Reason::RateLimit),
         ("chunks only", &chunk, true, Reason::Unknown),
         ("truncated exception", &throttled[..throttled.len() - 10], true, Reason::Unknown),
-        ("garbage length", &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b':', b'e', b'x', b'c', b'e', b'p', b't', b'i', b'o', b'n', b'-', b't', b'y', b'p', b'e'], true, Reason::Unknown),
+        (
+            "garbage length",
+            &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, b':', b'e', b'x', b'c', b'e', b'p', b't', b'i', b'o', b'n', b'-', b't', b'y', b'p', b'e'],
+            true,
+            Reason::Unknown,
+        ),
     ];
     for (name, body, answer, reason) in cases {
         let response = HttpResponse { status: 200, headers: Vec::new(), body: body.to_vec() };

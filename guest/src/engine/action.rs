@@ -9,7 +9,15 @@ use crate::types::*;
 
 impl Engine {
     /// Writes a decision up as an `Action` with its final error and events.
-    pub(super) fn finish(&mut self, d: Decision, classified: Classified, mut progress: CallProgress, from: &Route, now: u64, env: &mut dyn Env) -> Action {
+    pub(super) fn finish(
+        &mut self,
+        d: Decision,
+        classified: Classified,
+        mut progress: CallProgress,
+        from: &Route,
+        now: u64,
+        env: &mut dyn Env,
+    ) -> Action {
         if matches!(d.kind, ActionKind::Retry | ActionKind::Wait) {
             progress.waited_ms = progress.waited_ms.saturating_add(d.delay_ms);
         }
@@ -28,8 +36,22 @@ impl Engine {
             ActionKind::FallBack => {
                 if let Some(to) = d.route.as_ref().filter(|to| to.position != self.active_position) {
                     let chain = self.chain(now);
-                    let who = if from.position == 0 { cat!("Primary ", from.provider) } else { cat!("Fallback ", Decimal::of(from.position.into()), " ", from.provider) };
-                    let msg = cat!(who, " failed (", classified.message, "); using ", position_name(to.position, chain.len()), " ", to.provider, "/", to.model);
+                    let who = if from.position == 0 {
+                        cat!("Primary ", from.provider)
+                    } else {
+                        cat!("Fallback ", Decimal::of(from.position.into()), " ", from.provider)
+                    };
+                    let msg = cat!(
+                        who,
+                        " failed (",
+                        classified.message,
+                        "); using ",
+                        position_name(to.position, chain.len()),
+                        " ",
+                        to.provider,
+                        "/",
+                        to.model
+                    );
                     env.emit(event(EventKind::Notice, now, Some(to.clone()), d.rule, msg.clone()));
                     env.emit(event(EventKind::FallbackActivated, now, Some(to.clone()), d.rule, msg));
                     self.active_position = to.position;

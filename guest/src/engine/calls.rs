@@ -36,7 +36,10 @@ impl Engine {
                     let delay = at - now;
                     let why = format!(
                         "nothing is usable now; {}/{} becomes usable at {} in {delay} ms, within the wait budget of {} ms",
-                        route.provider, route.model, timefmt::rfc3339(at), self.config.retry.max_wait_ms
+                        route.provider,
+                        route.model,
+                        timefmt::rfc3339(at),
+                        self.config.retry.max_wait_ms
                     );
                     env.emit(event(EventKind::RetryScheduled, now, Some(route.clone()), "chain.wait-earliest", why.clone()));
                     self.announce(&route, now, env);
@@ -74,7 +77,8 @@ impl Engine {
                 Err(message) => {
                     let now = env.now_ms();
                     let c = classify::verdict(Reason::BadRequest, None, "request.prepare".into(), message.clone());
-                    let error = FinalError { reason: Reason::BadRequest, message, retry_at_ms: None, providers: self.chain(now).statuses() };
+                    let error =
+                        FinalError { reason: Reason::BadRequest, message, retry_at_ms: None, providers: self.chain(now).statuses() };
                     attempts.push(Attempt { route, at_ms: now, outcome: "not-sent".into(), classified: Some(c), action: None });
                     return Err(CallFailure { error, attempts });
                 }
@@ -85,7 +89,13 @@ impl Engine {
                 // An error event inside a 200 stream is the failure it stands for, not an answer.
                 Ok(resp) if classify::succeeded(&resp) => {
                     self.on_success(&route, env);
-                    attempts.push(Attempt { route: route.clone(), at_ms, outcome: Decimal::of(resp.status.into()).as_ref().to_string(), classified: None, action: None });
+                    attempts.push(Attempt {
+                        route: route.clone(),
+                        at_ms,
+                        outcome: Decimal::of(resp.status.into()).as_ref().to_string(),
+                        classified: None,
+                        action: None,
+                    });
                     return Ok(CallSuccess { response: resp, route, attempts });
                 }
                 Ok(resp) => Failure::Http(resp),

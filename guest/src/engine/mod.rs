@@ -20,18 +20,18 @@ mod record;
 mod table;
 mod text;
 
-use table::{Decision, Table};
+use crate::budget::Budgets;
 use crate::chain::Chain;
 use crate::classify::{self, Family};
 use crate::config::Config;
 use crate::env::Env;
-use crate::budget::Budgets;
 use crate::health::{Admission, Health, Transition};
 use crate::pool::Pool;
 use crate::retry::Rng;
 use crate::snapshot::{Snapshot, SCHEMA};
 use crate::timefmt;
 use crate::types::*;
+use table::{Decision, Table};
 
 pub struct Engine {
     config: Config,
@@ -63,8 +63,13 @@ impl Engine {
                 let known = |id: &String| config.providers.values().any(|p| p.credentials.iter().any(|c| &c.id == id));
                 let dropped: Vec<String> = s.credentials.keys().filter(|id| !known(id)).cloned().collect();
                 if !dropped.is_empty() {
-                    env.emit(event(EventKind::StateDropped, now, None, "state.unknown-credentials",
-                        format!("snapshot state for credentials no longer in the config was dropped: {}", dropped.join(", "))));
+                    env.emit(event(
+                        EventKind::StateDropped,
+                        now,
+                        None,
+                        "state.unknown-credentials",
+                        format!("snapshot state for credentials no longer in the config was dropped: {}", dropped.join(", ")),
+                    ));
                 }
                 let records = s.credentials.into_iter().filter(|(id, _)| known(id)).collect();
                 let routes = s
@@ -78,9 +83,18 @@ impl Engine {
                     (0, None) => env.seed(),
                     (r, _) => r,
                 };
-                env.emit(event(EventKind::StateRestored, now, None, "state.restored",
-                    format!("restored state saved at {} (schema {}{})", timefmt::rfc3339(s.saved_at_ms), s.schema,
-                        if s.migrated_from > 0 { format!(", migrated from schema {}", s.migrated_from) } else { String::new() })));
+                env.emit(event(
+                    EventKind::StateRestored,
+                    now,
+                    None,
+                    "state.restored",
+                    format!(
+                        "restored state saved at {} (schema {}{})",
+                        timefmt::rfc3339(s.saved_at_ms),
+                        s.schema,
+                        if s.migrated_from > 0 { format!(", migrated from schema {}", s.migrated_from) } else { String::new() }
+                    ),
+                ));
                 let tokens = s.budgets.into_iter().filter(|(p, _)| config.providers.contains_key(p)).collect();
                 (Pool::new(records, s.cursors), Health { routes }, Budgets { tokens }, active, Rng(rng))
             }
@@ -132,18 +146,40 @@ impl Engine {
         let probe = self.health.admission(&label, now, &self.config.health) == Admission::Probe;
         if probe {
             self.health.begin_probe(&label, now);
-            env.emit(event(EventKind::CircuitHalfOpen, now, Some(route.clone()), "health.probe",
-                format!("route {label}: the break is over; this call is the one probe (other calls keep skipping the route until it answers)")));
+            env.emit(event(
+                EventKind::CircuitHalfOpen,
+                now,
+                Some(route.clone()),
+                "health.probe",
+                format!(
+                    "route {label}: the break is over; this call is the one probe (other calls keep skipping the route until it answers)"
+                ),
+            ));
         }
         probe
     }
 
     fn circuit_event(&self, t: Option<Transition>, route: &Route, now: u64, env: &mut dyn Env) {
         match t {
-            Some(Transition::Opened { until_ms, break_ms, why }) => env.emit(event(EventKind::CircuitOpened, now, Some(route.clone()), "health.circuit-opened",
-                format!("route {} circuit opened for {} until {}: {why}", label(&self.labels, route), timefmt::duration(break_ms), timefmt::rfc3339(until_ms)))),
-            Some(Transition::Closed { why }) => env.emit(event(EventKind::CircuitClosed, now, Some(route.clone()), "health.circuit-closed",
-                format!("route {} circuit closed: {why}", label(&self.labels, route)))),
+            Some(Transition::Opened { until_ms, break_ms, why }) => env.emit(event(
+                EventKind::CircuitOpened,
+                now,
+                Some(route.clone()),
+                "health.circuit-opened",
+                format!(
+                    "route {} circuit opened for {} until {}: {why}",
+                    label(&self.labels, route),
+                    timefmt::duration(break_ms),
+                    timefmt::rfc3339(until_ms)
+                ),
+            )),
+            Some(Transition::Closed { why }) => env.emit(event(
+                EventKind::CircuitClosed,
+                now,
+                Some(route.clone()),
+                "health.circuit-closed",
+                format!("route {} circuit closed: {why}", label(&self.labels, route)),
+            )),
             None => {}
         }
     }
@@ -159,13 +195,26 @@ impl Engine {
             return;
         } else if route.position == 0 {
             let from = chain.label(self.active_position);
-            (EventKind::PrimaryRestored, "chain.primary-restored",
-             format!("Primary {} is usable again; returning from {from} to {}/{}", route.provider, route.provider, route.model))
+            (
+                EventKind::PrimaryRestored,
+                "chain.primary-restored",
+                format!("Primary {} is usable again; returning from {from} to {}/{}", route.provider, route.provider, route.model),
+            )
         } else if first || route.position > self.active_position {
             (EventKind::FallbackActivated, "chain.fallback", chain.fallback_notice(0, route))
         } else {
-            (EventKind::FallbackActivated, "chain.fallback-earlier",
-             format!("Fallback {} is usable again; using fallback {}/{} {}/{}", route.position, route.position, chain.len() - 1, route.provider, route.model))
+            (
+                EventKind::FallbackActivated,
+                "chain.fallback-earlier",
+                format!(
+                    "Fallback {} is usable again; using fallback {}/{} {}/{}",
+                    route.position,
+                    route.position,
+                    chain.len() - 1,
+                    route.provider,
+                    route.model
+                ),
+            )
         };
         env.emit(event(EventKind::Notice, now, Some(route.clone()), rule, message.clone()));
         env.emit(event(kind, now, Some(route.clone()), rule, message));
@@ -233,7 +282,10 @@ impl Engine {
             .get(route.position as usize)
             .ok_or_else(|| format!("chain position {} does not exist (chain has {})", route.position, self.config.chain.len()))?;
         if entry.provider != route.provider || entry.model != route.model {
-            return Err(format!("position {} is {}/{}, not {}/{}", route.position, entry.provider, entry.model, route.provider, route.model));
+            return Err(format!(
+                "position {} is {}/{}, not {}/{}",
+                route.position, entry.provider, entry.model, route.provider, route.model
+            ));
         }
         let provider = self.config.provider(&route.provider).ok_or_else(|| format!("unknown provider {}", route.provider))?;
         if !provider.credentials.iter().any(|c| c.id == route.credential) {
@@ -248,12 +300,16 @@ impl Engine {
         let mut progress = progress.unwrap_or_default();
         progress.attempts = progress.attempts.saturating_add(1);
         if let Err(problem) = self.known_route(route) {
-            let decision = Decision::give_up("host.unknown-route", format!("the host reported a failure on a route this policy did not give: {problem}"));
+            let decision = Decision::give_up(
+                "host.unknown-route",
+                format!("the host reported a failure on a route this policy did not give: {problem}"),
+            );
             return self.finish(decision, classified, progress, route, now, env);
         }
         let classified = self.record_failure(route, classified, now, env);
         let mut rng = self.rng;
-        let table = Table { config: &self.config, chain: self.chain(now), health: &self.health, budgets: &self.budgets, labels: &self.labels };
+        let table =
+            Table { config: &self.config, chain: self.chain(now), health: &self.health, budgets: &self.budgets, labels: &self.labels };
         let mut decision = table::decide(&table, &mut rng, route, &classified, &mut progress, now);
         self.rng = rng;
         if let Some(notice) = decision.notice.take() {
@@ -296,10 +352,11 @@ fn known_credentials(config: &Config, credentials: &[CredentialInfo]) -> Vec<(St
 fn label<'l>(labels: &'l [String], route: &Route) -> Cow<'l, str> {
     let (provider, model) = (route.provider.as_str(), route.model.as_str());
     match labels.get(route.position as usize) {
-        Some(l) if l.len() == provider.len() + 1 + model.len()
-            && l.starts_with(provider)
-            && l.ends_with(model)
-            && l.as_bytes()[provider.len()] == b'/' =>
+        Some(l)
+            if l.len() == provider.len() + 1 + model.len()
+                && l.starts_with(provider)
+                && l.ends_with(model)
+                && l.as_bytes()[provider.len()] == b'/' =>
         {
             Cow::Borrowed(l)
         }

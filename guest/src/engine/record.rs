@@ -2,8 +2,8 @@
 //! health and the provider's retry budget.
 
 use super::{event, label, Engine};
-use crate::pool::{cooldown_word, CredentialRecord};
 use crate::env::Env;
+use crate::pool::{cooldown_word, CredentialRecord};
 use crate::timefmt;
 use crate::types::*;
 
@@ -25,15 +25,44 @@ impl Engine {
         match c.reason {
             Reason::RateLimit => {
                 let until = cool(rec, now.saturating_add(c.retry_after_ms.unwrap_or(cd.rate_limit_ms)), Reason::RateLimit);
-                env.emit(event(EventKind::CredentialCooldown, now, Some(route.clone()), "pool.rate-limit-cooldown",
-                    cat!(route.provider, " credential ", route.credential, " rate-limited until ", timefmt::rfc3339(until), " (", c.message, ")")));
+                env.emit(event(
+                    EventKind::CredentialCooldown,
+                    now,
+                    Some(route.clone()),
+                    "pool.rate-limit-cooldown",
+                    cat!(
+                        route.provider,
+                        " credential ",
+                        route.credential,
+                        " rate-limited until ",
+                        timefmt::rfc3339(until),
+                        " (",
+                        c.message,
+                        ")"
+                    ),
+                ));
             }
             Reason::QuotaExhausted | Reason::Billing => {
                 let rest = if c.reason == Reason::Billing { cd.billing_ms } else { c.retry_after_ms.unwrap_or(cd.quota_ms) };
                 let until = cool(rec, now.saturating_add(rest), c.reason);
-                env.emit(event(EventKind::CredentialCooldown, now, Some(route.clone()), "pool.cooldown",
-                    cat!(route.provider, " credential ", route.credential, " in ", cooldown_word(Some(c.reason)), " cooldown until ",
-                        timefmt::rfc3339(until), " (", c.message, ")")));
+                env.emit(event(
+                    EventKind::CredentialCooldown,
+                    now,
+                    Some(route.clone()),
+                    "pool.cooldown",
+                    cat!(
+                        route.provider,
+                        " credential ",
+                        route.credential,
+                        " in ",
+                        cooldown_word(Some(c.reason)),
+                        " cooldown until ",
+                        timefmt::rfc3339(until),
+                        " (",
+                        c.message,
+                        ")"
+                    ),
+                ));
             }
             Reason::Auth | Reason::AuthPermanent => {
                 rec.auth_failures = rec.auth_failures.saturating_add(1);
@@ -45,9 +74,16 @@ impl Engine {
                 if c.reason == Reason::AuthPermanent {
                     rec.dead = true;
                     rec.last_reason = Some(Reason::AuthPermanent);
-                    env.emit(event(EventKind::CredentialDead, now, Some(route.clone()), "pool.dead",
-                        format!("{} credential {}: key appears invalid or expired ({}): replace it or add a backup key",
-                            route.provider, route.credential, c.message)));
+                    env.emit(event(
+                        EventKind::CredentialDead,
+                        now,
+                        Some(route.clone()),
+                        "pool.dead",
+                        format!(
+                            "{} credential {}: key appears invalid or expired ({}): replace it or add a backup key",
+                            route.provider, route.credential, c.message
+                        ),
+                    ));
                 }
             }
             _ => {}

@@ -2,8 +2,8 @@
 //! the state it reads (`Table`), the classified failure and the call's progress. It changes
 //! nothing but the call's progress and the jitter generator; the engine records and announces.
 
-use super::{event, label};
 use super::text::position_name;
+use super::{event, label};
 use crate::budget::Budgets;
 use crate::chain::Chain;
 use crate::config::Config;
@@ -46,17 +46,24 @@ impl Decision {
 pub(super) fn decide(t: &Table, rng: &mut Rng, route: &Route, c: &Classified, p: &mut CallProgress, now: u64) -> Decision {
     let retry = t.config.retry;
     if p.attempts >= retry.max_attempts {
-        return Decision::give_up("budget.attempts", format!("{} attempts made, the call's limit (retry.max_attempts = {})", p.attempts, retry.max_attempts));
+        return Decision::give_up(
+            "budget.attempts",
+            format!("{} attempts made, the call's limit (retry.max_attempts = {})", p.attempts, retry.max_attempts),
+        );
     }
     if let Some(deadline) = p.deadline_ms.filter(|d| now >= *d) {
-        return Decision::give_up("deadline.passed", format!("the call's deadline ({}) has passed after {} attempts", timefmt::rfc3339(deadline), p.attempts));
+        return Decision::give_up(
+            "deadline.passed",
+            format!("the call's deadline ({}) has passed after {} attempts", timefmt::rfc3339(deadline), p.attempts),
+        );
     }
     let chain = &t.chain;
     let rotate = |rule: &'static str, why: &str| -> Option<Decision> {
         let provider = chain.config.provider(&route.provider)?;
         let id = chain.pool.pick(provider, now, Some(&route.credential))?;
         let why = cat!(why, "; rotating from credential ", route.credential, " to ", id, " at once");
-        let to = Route { provider: route.provider.clone(), model: route.model.clone(), credential: id.to_string(), position: route.position };
+        let to =
+            Route { provider: route.provider.clone(), model: route.model.clone(), credential: id.to_string(), position: route.position };
         Some(Decision::to(ActionKind::Rotate, to, rule, why))
     };
     match c.reason {
@@ -72,7 +79,10 @@ pub(super) fn decide(t: &Table, rng: &mut Rng, route: &Route, c: &Classified, p:
                         delay_ms: ra,
                         fresh_connection: false,
                         rule: "rate-limit.short-wait",
-                        why: format!("rate-limited with no other key; retry-after {ra} ms is within retry.short_retry_after_ms = {} ms", retry.short_retry_after_ms),
+                        why: format!(
+                            "rate-limited with no other key; retry-after {ra} ms is within retry.short_retry_after_ms = {} ms",
+                            retry.short_retry_after_ms
+                        ),
                         notice: None,
                     };
                 }
@@ -85,8 +95,17 @@ pub(super) fn decide(t: &Table, rng: &mut Rng, route: &Route, c: &Classified, p:
         }
         Reason::QuotaExhausted | Reason::Billing => {
             let what = if c.reason == Reason::Billing { "billing problem" } else { "quota exhausted" };
-            rotate("quota.rotate", what)
-                .unwrap_or_else(|| fall_back(t, route, c, p, now, "quota.fall-back", format!("{what} on the only usable key; no retry of a key that will not reset soon")))
+            rotate("quota.rotate", what).unwrap_or_else(|| {
+                fall_back(
+                    t,
+                    route,
+                    c,
+                    p,
+                    now,
+                    "quota.fall-back",
+                    format!("{what} on the only usable key; no retry of a key that will not reset soon"),
+                )
+            })
         }
         Reason::Auth => {
             if let Some(d) = rotate("auth.rotate", "authentication failed") {
@@ -98,19 +117,38 @@ pub(super) fn decide(t: &Table, rng: &mut Rng, route: &Route, c: &Classified, p:
                 delay_ms: 0,
                 fresh_connection: true,
                 rule: "auth.fresh-retry",
-                why: format!("authentication failed on the only key {}; one immediate retry on a fresh connection, no backoff", route.credential),
+                why: format!(
+                    "authentication failed on the only key {}; one immediate retry on a fresh connection, no backoff",
+                    route.credential
+                ),
                 notice: None,
             }
         }
         Reason::AuthPermanent => rotate("auth-permanent.rotate", "key invalid or expired").unwrap_or_else(|| {
-            fall_back(t, route, c, p, now, "auth-permanent.fall-back", format!("credential {} is dead (key appears invalid or expired)", route.credential))
+            fall_back(
+                t,
+                route,
+                c,
+                p,
+                now,
+                "auth-permanent.fall-back",
+                format!("credential {} is dead (key appears invalid or expired)", route.credential),
+            )
         }),
         r if r.is_provider_side() || r == Reason::Unknown => {
             // A silent route costs one timeout: waiting on it again only multiplies the wait.
             let other = |pos: u32| pos != route.position && !p.left_positions.contains(&pos);
             if r == Reason::Timeout && chain.first_usable(other).is_some() {
                 p.left_positions.push(route.position);
-                return fall_back(t, route, c, p, now, "timeout.fall-back", format!("{}: the route was silent; another route can answer, so no retry of this one", c.message));
+                return fall_back(
+                    t,
+                    route,
+                    c,
+                    p,
+                    now,
+                    "timeout.fall-back",
+                    format!("{}: the route was silent; another route can answer, so no retry of this one", c.message),
+                );
             }
             if t.health.admission(&label(t.labels, route), now, &t.config.health) != Admission::Yes {
                 p.left_positions.push(route.position);
@@ -119,8 +157,13 @@ pub(super) fn decide(t: &Table, rng: &mut Rng, route: &Route, c: &Classified, p:
             let budget = &t.config.retry_budget;
             if p.route_retries < retry.route_retries && !t.budgets.allows_retry(&route.provider, budget) {
                 let state = t.budgets.describe(&route.provider, budget);
-                let notice = event(EventKind::RetryBudgetExhausted, now, Some(route.clone()), "budget.exhausted",
-                    cat!(route.provider, ": retry budget exhausted (", state, "); no retry, falling back at once"));
+                let notice = event(
+                    EventKind::RetryBudgetExhausted,
+                    now,
+                    Some(route.clone()),
+                    "budget.exhausted",
+                    cat!(route.provider, ": retry budget exhausted (", state, "); no retry, falling back at once"),
+                );
                 p.left_positions.push(route.position);
                 let d = fall_back(t, route, c, p, now, "budget.exhausted", cat!(r.as_str(), "; retry budget exhausted (", state, ")"));
                 return Decision { notice: Some(notice), ..d };
@@ -136,10 +179,20 @@ pub(super) fn decide(t: &Table, rng: &mut Rng, route: &Route, c: &Classified, p:
                         delay_ms: delay,
                         fresh_connection: matches!(r, Reason::Connection | Reason::Timeout),
                         rule: "provider.backoff",
-                        why: cat!(r.as_str(), " is the provider's trouble, not the key's: same key, backoff retry ",
-                            Decimal::of(p.route_retries.into()), "/", Decimal::of(retry.route_retries.into()), " after ",
-                            Decimal::of(delay), " ms (jittered backoff ", Decimal::of(backoff), " ms",
-                            c.retry_after_ms.map(|ra| cat!(", retry-after ", Decimal::of(ra), " ms")).unwrap_or_default(), ")"),
+                        why: cat!(
+                            r.as_str(),
+                            " is the provider's trouble, not the key's: same key, backoff retry ",
+                            Decimal::of(p.route_retries.into()),
+                            "/",
+                            Decimal::of(retry.route_retries.into()),
+                            " after ",
+                            Decimal::of(delay),
+                            " ms (jittered backoff ",
+                            Decimal::of(backoff),
+                            " ms",
+                            c.retry_after_ms.map(|ra| cat!(", retry-after ", Decimal::of(ra), " ms")).unwrap_or_default(),
+                            ")"
+                        ),
                         notice: None,
                     };
                 }
@@ -185,7 +238,17 @@ fn fall_back(t: &Table, route: &Route, c: &Classified, p: &mut CallProgress, now
     if let Some(to) = chain.first_usable(allowed) {
         p.route_retries = 0;
         let kind = if to.position == route.position { ActionKind::Rotate } else { ActionKind::FallBack };
-        let why = cat!(why, "; using ", position_name(to.position, chain.len()), " ", to.provider, "/", to.model, " with credential ", to.credential);
+        let why = cat!(
+            why,
+            "; using ",
+            position_name(to.position, chain.len()),
+            " ",
+            to.provider,
+            "/",
+            to.model,
+            " with credential ",
+            to.credential
+        );
         return Decision::to(kind, to, rule, why);
     }
     match chain.earliest(allowed) {
@@ -198,13 +261,25 @@ fn fall_back(t: &Table, route: &Route, c: &Classified, p: &mut CallProgress, now
                 delay_ms: delay,
                 fresh_connection: false,
                 rule: "chain.wait-earliest",
-                why: format!("{why}; nothing is usable now; {}/{} becomes usable at {} in {delay} ms, within the wait budget ({} of {} ms left)",
-                    to.provider, to.model, timefmt::rfc3339(at), t.config.retry.max_wait_ms - p.waited_ms, t.config.retry.max_wait_ms),
+                why: format!(
+                    "{why}; nothing is usable now; {}/{} becomes usable at {} in {delay} ms, within the wait budget ({} of {} ms left)",
+                    to.provider,
+                    to.model,
+                    timefmt::rfc3339(at),
+                    t.config.retry.max_wait_ms - p.waited_ms,
+                    t.config.retry.max_wait_ms
+                ),
                 notice: None,
             }
         }
-        Some((at, _)) => Decision::give_up("chain.exhausted-wait-too-long",
-            format!("{why}; nothing else is usable now and the earliest route is usable only at {} (in {}), beyond the wait budget", timefmt::rfc3339(at), timefmt::duration(at - now))),
+        Some((at, _)) => Decision::give_up(
+            "chain.exhausted-wait-too-long",
+            format!(
+                "{why}; nothing else is usable now and the earliest route is usable only at {} (in {}), beyond the wait budget",
+                timefmt::rfc3339(at),
+                timefmt::duration(at - now)
+            ),
+        ),
         None => Decision::give_up("chain.exhausted", format!("{why}; no other route is usable and none will become usable by waiting")),
     }
 }

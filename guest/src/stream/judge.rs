@@ -288,7 +288,10 @@ mod tests {
     fn the_format_comes_from_the_first_event() {
         assert_eq!(one(Family::Generic, "data: {\"choices\":[]}\n\n").1, Some(Format::OpenAiChat));
         assert_eq!(one(Family::Anthropic, "event: ping\ndata: {\"type\":\"ping\"}\n\n").1, Some(Format::Anthropic));
-        assert_eq!(one(Family::Generic, "event: response.created\ndata: {\"type\":\"response.created\"}\n\n").1, Some(Format::OpenAiResponses));
+        assert_eq!(
+            one(Family::Generic, "event: response.created\ndata: {\"type\":\"response.created\"}\n\n").1,
+            Some(Format::OpenAiResponses)
+        );
         assert_eq!(one(Family::Generic, "data: plain text\n\n").1, Some(Format::Generic));
     }
 }

@@ -24,7 +24,9 @@ pub struct Event {
 pub enum Framed {
     Event(Event),
     /// An event grew past the bound: its bytes are dropped up to its end.
-    Oversized { bytes: usize },
+    Oversized {
+        bytes: usize,
+    },
 }
 
 pub struct Framer {

@@ -163,10 +163,10 @@ const FUNCTIONS = ['classify', 'succeeded', 'merge', 'version'];
 
 // ---- validation of outside values before they reach the guest (jco coerces silently) ----
 
-const REASONS = new Set(['auth', 'auth-permanent', 'billing', 'rate-limit', 'quota-exhausted', 'overloaded',
+export const REASONS = new Set(['auth', 'auth-permanent', 'billing', 'rate-limit', 'quota-exhausted', 'overloaded',
   'server-error', 'timeout', 'connection', 'context-overflow', 'model-not-found', 'content-filter',
   'bad-request', 'unknown']);
-const TRANSPORT_KINDS = new Set(['timeout', 'connection-refused', 'dns', 'tls', 'reset', 'other']);
+export const TRANSPORT_KINDS = new Set(['timeout', 'connection-refused', 'dns', 'tls', 'reset', 'other']);
 export const MAX_ERROR_BODY = 64 * 1024;
 
 function str(v, what) {

@@ -10,6 +10,17 @@ export function finalError(why) {
   return { reason: 'unknown', message: `the failover policy failed (${why}); the host gave up on this call`, providers: [] };
 }
 
+/** A crash loop ended by going back to the policy that ran before (`tests/hosts/host-messages.json`). */
+export function crashLoopMessage(faults, windowS, why) {
+  return `the policy failed ${faults} times within ${windowS} s (last: ${why}); fell back to the previous policy`;
+}
+
+/** A crash loop with nothing to go back to: every call fails closed. */
+export function closedMessage(faults, windowS, why) {
+  return `the policy failed ${faults} times within ${windowS} s (last: ${why}) and no previous policy could `
+    + 'take over; every call fails closed until a new policy is swapped in';
+}
+
 /** Whether a response is an answer while the policy cannot say: its status is a 2xx. */
 export function succeeded(status) {
   return status >= 200 && status < 300;

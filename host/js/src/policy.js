@@ -13,7 +13,7 @@ import { send } from './http.js';
 import { drive } from './drive.js';
 import { httpCarrier } from './carrier.js';
 import { ConfigError, GuestTrap, PayloadTooLarge, PolicyError, SwapError } from './errors.js';
-import { FAULT_RULE, describe, failedAction, finalError, succeeded as faultSucceeded } from './fault.js';
+import { FAULT_RULE, closedMessage, crashLoopMessage, describe, failedAction, finalError, succeeded as faultSucceeded } from './fault.js';
 
 const DEFAULT_WASM = new URL('./policy.wasm', import.meta.url);
 const MiB = 1 << 20;
@@ -146,7 +146,8 @@ export class Policy {
     const now = performance.now();
     this.#faults = [...this.#faults.filter((t) => now - t <= this.#crashWindowMs), now];
     const n = this.#faults.length;
-    const window = `${this.#crashWindowMs / 1000} s`;
+    const windowS = this.#crashWindowMs / 1000;
+    const window = `${windowS} s`;
     if (n < this.#maxCrashes && this.#restart(this.#entry)) {
       return this.#notice(FAULT_RULE, `the policy failed (${why}); restarted from the last good state `
         + `(${n} of ${this.#maxCrashes} faults allowed within ${window})`);
@@ -156,12 +157,10 @@ export class Policy {
     if (this.#previous && (this.#restart(this.#previous, spare) || (spare && this.#restart(this.#previous)))) {
       this.#entry = this.#previous;
       this.#previous = undefined;
-      return this.#notice('host.policy-crash-loop', `the policy failed ${n} times within ${window} (last: ${why}); `
-        + 'fell back to the previous policy');
+      return this.#notice('host.policy-crash-loop', crashLoopMessage(n, windowS, why));
     }
     this.#closed = why;
-    return this.#notice('host.policy-closed', `the policy failed ${n} times within ${window} (last: ${why}) and no `
-      + 'previous policy could take over; every call now fails closed until a swap');
+    return this.#notice('host.policy-closed', closedMessage(n, windowS, why));
   }
 
   /** `entry` (in `spare`, or a fresh instance) from the last good state; false if that fails. */

@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 
 /** `FAILOVER_KEY_<ID>`, upper-cased, non-alphanumerics as `_`. */
 export function defaultEnvName(id) {
-  return `FAILOVER_KEY_${id.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+  // One `_` per code point, then upper-case: upper-casing first can lengthen ('ß' to 'SS').
+  return `FAILOVER_KEY_${id.replace(/[^A-Za-z0-9]/gu, '_').toUpperCase()}`;
 }
 
 /** First 16 hex chars of sha256(secret): changes when a key is replaced, reveals nothing. */

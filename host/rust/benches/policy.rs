@@ -123,11 +123,7 @@ fn to_wit_response(r: n::HttpResponse) -> h::HttpResponse {
 
 fn to_wit_failure(f: &n::Failure) -> h::Failure {
     match f {
-        n::Failure::Http(r) => h::Failure {
-            kind: h::FailureKind::Http,
-            response: Some(to_wit_response(r.clone())),
-            transport: None,
-        },
+        n::Failure::Http(r) => h::Failure { kind: h::FailureKind::Http, response: Some(to_wit_response(r.clone())), transport: None },
         n::Failure::Transport(t) => {
             let kind = h::TransportKind::ALL.into_iter().find(|k| k.as_str() == t.kind.as_str()).expect("same kinds");
             h::Failure {
@@ -409,9 +405,7 @@ fn bench_cold(c: &mut Criterion) {
     let mut g = c.benchmark_group("swap-to-first-decision");
     g.sample_size(10);
     // Policy::from_bytes compiles with cranelift every time: a never-seen .wasm.
-    g.bench_function("new-wasm", |b| {
-        b.iter(|| black_box(first_decision(Policy::from_bytes(DEFAULT_POLICY, "bench").expect("policy"))))
-    });
+    g.bench_function("new-wasm", |b| b.iter(|| black_box(first_decision(Policy::from_bytes(DEFAULT_POLICY, "bench").expect("policy")))));
     // Policy::from_bytes_baseline compiles with Winch every time: what PolicyHost::swap_tiered
     // serves a never-seen .wasm from while cranelift compiles it in the background.
     g.bench_function("new-wasm-baseline", |b| {

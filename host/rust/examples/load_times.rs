@@ -84,7 +84,8 @@ fn measure(bytes: &[u8], cache: &ArtifactCache, round: usize) -> anyhow::Result<
     std::fs::create_dir_all(&dir)?;
     std::fs::write(&file, &artifact)?;
     // SAFETY: as above; the file is this process's own and is not changed while mapped.
-    let deserialize_file = median(21, || drop(unsafe { wasmtime::component::Component::deserialize_file(&engine, &file) }.expect("deserialize_file")));
+    let deserialize_file =
+        median(21, || drop(unsafe { wasmtime::component::Component::deserialize_file(&engine, &file) }.expect("deserialize_file")));
     // SAFETY: as above.
     let component = unsafe { wasmtime::component::Component::deserialize(&engine, &artifact) }?;
     // The host builds its Linker once per process; what each load pays is `instantiate_pre`.
@@ -121,7 +122,23 @@ fn measure(bytes: &[u8], cache: &ArtifactCache, round: usize) -> anyhow::Result<
     let classify = per_call(21, 100, || drop(inst.classify("openai", &failure).expect("classify")));
     let answer = completion();
     let succeeded = per_call(21, 100, || assert!(inst.succeeded(&answer).expect("succeeded"), "a plain answer"));
-    Ok([compile, compile_cpu, cold, warm, sha, deserialize, deserialize_file, link, instantiate, first_decision, swap, decision, on_failure, classify, succeeded])
+    Ok([
+        compile,
+        compile_cpu,
+        cold,
+        warm,
+        sha,
+        deserialize,
+        deserialize_file,
+        link,
+        instantiate,
+        first_decision,
+        swap,
+        decision,
+        on_failure,
+        classify,
+        succeeded,
+    ])
 }
 
 /// Store data for the link row: WASI only (the host's own imports are stubbed there).

@@ -194,7 +194,10 @@ fn main() {
     println!("| after commit (judged, passed on) | {:.2} µs | {:.2} µs | {:.1}x |", na / 1e3, wa / 1e3, wa / na);
 
     let mock = StreamMock::start().expect("mock");
-    mock.script("openai", vec![Reply::openai_words(&["a ", "b ", "c ", "d ", "e ", "f ", "g ", "h ", "i ", "j"], Duration::from_millis(20))]);
+    mock.script(
+        "openai",
+        vec![Reply::openai_words(&["a ", "b ", "c ", "d ", "e ", "f ", "g ", "h ", "i ", "j"], Duration::from_millis(20))],
+    );
     let url = format!("{}/chat/completions", mock.base_url("openai"));
     let (mut direct, mut through) = (Vec::new(), Vec::new());
     for _ in 0..rounds {

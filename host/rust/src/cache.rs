@@ -63,8 +63,8 @@ impl ArtifactCache {
         if let Some(component) = load(engine, &path) {
             return Ok(component);
         }
-        let component = Component::new(engine, bytes)
-            .map_err(|e| Error::InvalidPolicy { origin: origin.to_string(), message: Error::one_line(&e) })?;
+        let component =
+            Component::new(engine, bytes).map_err(|e| Error::InvalidPolicy { origin: origin.to_string(), message: Error::one_line(&e) })?;
         if let Ok(compiled) = component.serialize() {
             // Written aside and renamed, so a concurrent reader never sees half a file.
             let partial = path.with_extension(format!("partial-{}", std::process::id()));

@@ -17,10 +17,9 @@ impl Clock {
     /// Unix epoch milliseconds.
     pub fn now_ms(&self) -> u64 {
         match self {
-            Clock::System => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-                .unwrap_or(0),
+            Clock::System => {
+                SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+            }
             Clock::Virtual(v) => v.now_ms(),
         }
     }

@@ -7,6 +7,7 @@
 
 use std::io::{self, Read};
 
+use crate::contract::Contract;
 use crate::error::Error;
 use crate::instance::{DrivenCall, Engine, Instance};
 use crate::types::{Attempt, CallInput, CallOptions, FinalError, InputKind, Request, ResponseHead, Route, Step, StepKind};
@@ -47,7 +48,12 @@ pub struct Streamed<'a> {
 impl Instance {
     /// A call carried out step by step by this host: the caller gets the answer's head once the
     /// guest commits, then reads the answer as it arrives (`Streamed` is `io::Read`).
+    /// A policy built for contract 0.1 has no driven call: its guest-driven `call` answers
+    /// whole, and the caller reads that answer (no stream judgement, no deadline of its own).
     pub fn stream(&mut self, engine: &Engine, request: &Request, options: &CallOptions) -> Result<Begun<'_>, Error> {
+        if self.contract() == Contract::V0_1 {
+            return self.whole(engine, request);
+        }
         let call = self.begin(engine, request, options)?;
         let mut upstream: Option<Box<dyn Upstream>> = None;
         let first = self.next(&call, &CallInput { kind: InputKind::Start, head: None, data: Vec::new(), failure: None });
@@ -88,6 +94,40 @@ impl Instance {
                 }
             };
         }
+    }
+}
+
+impl Instance {
+    fn whole(&mut self, engine: &Engine, request: &Request) -> Result<Begun<'_>, Error> {
+        let success = match self.call(engine, request)? {
+            Ok(s) => s,
+            Err(f) => return Ok(Begun::Failed { error: f.error, attempts: f.attempts }),
+        };
+        let hop = ["content-length", "content-encoding", "transfer-encoding", "connection"];
+        let headers = success.response.headers.into_iter().filter(|h| !hop.iter().any(|n| h.name.eq_ignore_ascii_case(n))).collect();
+        let done = Step {
+            kind: StepKind::Done,
+            outbound: None,
+            within_ms: 0,
+            commit: None,
+            deliver: Vec::new(),
+            error: None,
+            attempts: success.attempts,
+            route: Some(success.route),
+            rule: "call.answered".into(),
+            why: "a contract 0.1 policy answered whole".into(),
+        };
+        Ok(Begun::Answer(Box::new(Streamed {
+            instance: self,
+            call: None,
+            upstream: None,
+            next: Some(done),
+            buffer: success.response.body,
+            pos: 0,
+            head: ResponseHead { status: success.response.status, headers },
+            ended: None,
+            in_band: false,
+        })))
     }
 }
 

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use crate::types::{
-    Action, ActionKind, CallProgress, Classified, Failure, FailureKind, FinalError, HttpResponse, NoRoute, Reason, Route,
-    TransportKind,
+    Action, ActionKind, CallProgress, Classified, Failure, FailureKind, FinalError, HttpResponse, NoRoute, Reason, Route, TransportKind,
 };
 
 /// The decision a call gets when the policy failed during it.
@@ -42,13 +41,7 @@ pub const FAIL_OPEN_DELAY_MS: u64 = 1000;
 /// The rule on everything the host decides or reports for a failed policy.
 pub const FAULT_RULE: &str = "host.policy-fault";
 
-pub(crate) fn action(
-    mode: OnFault,
-    route: &Route,
-    failure: &Failure,
-    progress: Option<&CallProgress>,
-    why: &str,
-) -> Action {
+pub(crate) fn action(mode: OnFault, route: &Route, failure: &Failure, progress: Option<&CallProgress>, why: &str) -> Action {
     let mut progress =
         progress.cloned().unwrap_or(CallProgress { attempts: 0, waited_ms: 0, route_retries: 0, left_positions: Vec::new() });
     progress.attempts += 1;
@@ -101,14 +94,14 @@ pub(crate) fn final_error(why: &str) -> FinalError {
 }
 
 /// A crash loop ended by going back to the policy that ran before (`tests/hosts/host-messages.json`).
-pub(crate) fn crash_loop_message(policy: &str, faults: usize, window_s: u64, why: &str, previous: &str) -> String {
-    format!("policy {policy} failed {faults} times within {window_s} s (last: {why}); fell back to the previous policy {previous}")
+pub(crate) fn crash_loop_message(faults: usize, window_s: u64, why: &str) -> String {
+    format!("the policy failed {faults} times within {window_s} s (last: {why}); fell back to the previous policy")
 }
 
 /// A crash loop with nothing to go back to: every call fails closed.
-pub(crate) fn closed_message(policy: &str, faults: usize, window_s: u64, why: &str) -> String {
+pub(crate) fn closed_message(faults: usize, window_s: u64, why: &str) -> String {
     format!(
-        "policy {policy} failed {faults} times within {window_s} s (last: {why}) and no previous policy could take over; \
+        "the policy failed {faults} times within {window_s} s (last: {why}) and no previous policy could take over; \
          every call fails closed until a new policy is swapped in"
     )
 }
@@ -166,8 +159,8 @@ mod tests {
             ("fault-gave-up", final_error(&why).message),
             ("fault-not-classified", gave_up.classified.message),
             ("fault-retry", retry.why),
-            ("crash-loop", crash_loop_message(&text("policy"), faults, window, &why, &text("previous"))),
-            ("closed", closed_message(&text("policy"), faults, window, &why)),
+            ("crash-loop", crash_loop_message(faults, window, &why)),
+            ("closed", closed_message(faults, window, &why)),
         ];
         assert_eq!(FAIL_OPEN_DELAY_MS.to_string(), text("delay_ms"));
         for (name, got) in cases {

@@ -156,7 +156,8 @@ struct Scrubbed {
 impl Scrubbed {
     fn new(upstream: Box<dyn Upstream>, scrub: &Scrub) -> Scrubbed {
         let head = upstream.head();
-        let headers = head.headers.iter().map(|h| Header { name: scrub.text(h.name.clone()), value: scrub.text(h.value.clone()) }).collect();
+        let headers =
+            head.headers.iter().map(|h| Header { name: scrub.text(h.name.clone()), value: scrub.text(h.value.clone()) }).collect();
         let head = ResponseHead { status: head.status, headers };
         Scrubbed { upstream, head, scrub: scrub.clone(), body: Some(scrub.stream()), ended: false }
     }

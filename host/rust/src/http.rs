@@ -39,11 +39,7 @@ impl HttpTransport {
 
 fn new_agent() -> Agent {
     // Statuses are answers for the guest to classify, not errors.
-    Agent::config_builder()
-        .http_status_as_error(false)
-        .user_agent(concat!("failover-host/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent()
+    Agent::config_builder().http_status_as_error(false).user_agent(concat!("failover-host/", env!("CARGO_PKG_VERSION"))).build().new_agent()
 }
 
 impl HttpTransport {
@@ -82,12 +78,7 @@ impl Transport for HttpTransport {
             response.body_mut().with_config().limit(SUCCESS_BODY_LIMIT).read_to_vec().map_err(map_error)?
         } else {
             let mut body = Vec::new();
-            response
-                .body_mut()
-                .as_reader()
-                .take(ERROR_BODY_LIMIT)
-                .read_to_end(&mut body)
-                .map_err(|e| map_error(ureq::Error::from(e)))?;
+            response.body_mut().as_reader().take(ERROR_BODY_LIMIT).read_to_end(&mut body).map_err(|e| map_error(ureq::Error::from(e)))?;
             body
         };
         Ok(HttpResponse { status, headers, body })

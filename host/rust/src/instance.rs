@@ -16,8 +16,8 @@ use crate::error::Error;
 use crate::host::StoreData;
 use crate::limits::Limits;
 use crate::types::{
-    Action, CallFailure, CallInput, CallOptions, CallProgress, CallSuccess, CheckReport, Classified, CredentialInfo, Failure,
-    FinalError, HttpResponse, NoRoute, Outbound, PrepareError, Request, Route, Start, StateError, Step, VersionInfo,
+    Action, CallFailure, CallInput, CallOptions, CallProgress, CallSuccess, CheckReport, Classified, CredentialInfo, Failure, FinalError,
+    HttpResponse, NoRoute, Outbound, PrepareError, Request, Route, Start, StateError, Step, VersionInfo,
 };
 
 pub struct Instance {
@@ -57,9 +57,7 @@ impl Instance {
     /// A guest failure, said plainly when it was the time limit.
     fn fault(&self, e: wasmtime::Error) -> Error {
         match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => {
-                Error::Guest(format!("the call ran past its time limit of {} ms", self.limits.call_time.as_millis()))
-            }
+            Some(Trap::Interrupt) => Error::Guest(format!("the call ran past its time limit of {} ms", self.limits.call_time.as_millis())),
             // The wasm backtrace spans many lines; the causes say what happened.
             _ => Error::Guest(
                 e.chain()
@@ -82,10 +80,9 @@ impl Instance {
         self.arm();
         let got = match &self.exports {
             Exports::V0_2(b) => b.failover_policy_policy().call_classify(&mut self.store, provider, failure),
-            Exports::V0_1(b) => b
-                .failover_policy_policy()
-                .call_classify(&mut self.store, provider, &failure.clone().convert())
-                .map(Convert::convert),
+            Exports::V0_1(b) => {
+                b.failover_policy_policy().call_classify(&mut self.store, provider, &failure.clone().convert()).map(Convert::convert)
+            }
         };
         got.map_err(|e| self.fault(e))
     }
@@ -142,9 +139,7 @@ impl Instance {
         self.arm();
         let got = match &self.exports {
             Exports::V0_2(b) => b.failover_policy_policy().engine().call_start_call(&mut self.store, engine.0),
-            Exports::V0_1(b) => {
-                b.failover_policy_policy().engine().call_start_call(&mut self.store, engine.0).map(Convert::convert)
-            }
+            Exports::V0_1(b) => b.failover_policy_policy().engine().call_start_call(&mut self.store, engine.0).map(Convert::convert),
         };
         got.map_err(|e| self.fault(e))
     }
@@ -164,9 +159,7 @@ impl Instance {
         let failure = scrub.failure(failure);
         self.arm();
         let got = match &self.exports {
-            Exports::V0_2(b) => {
-                b.failover_policy_policy().engine().call_on_failure(&mut self.store, engine.0, route, &failure, progress)
-            }
+            Exports::V0_2(b) => b.failover_policy_policy().engine().call_on_failure(&mut self.store, engine.0, route, &failure, progress),
             Exports::V0_1(b) => {
                 let progress: Option<types_0_1::CallProgress> = progress.cloned().convert();
                 let policy = b.failover_policy_policy().engine();
@@ -181,20 +174,13 @@ impl Instance {
         self.arm();
         let got = match &self.exports {
             Exports::V0_2(b) => b.failover_policy_policy().engine().call_on_success(&mut self.store, engine.0, route),
-            Exports::V0_1(b) => {
-                b.failover_policy_policy().engine().call_on_success(&mut self.store, engine.0, &route.clone().convert())
-            }
+            Exports::V0_1(b) => b.failover_policy_policy().engine().call_on_success(&mut self.store, engine.0, &route.clone().convert()),
         };
         got.map_err(|e| self.fault(e))
     }
 
     /// The request rewritten for `route` (URL, model, auth header name, timeouts).
-    pub fn prepare(
-        &mut self,
-        engine: &Engine,
-        route: &Route,
-        request: &Request,
-    ) -> Result<Result<Outbound, PrepareError>, Error> {
+    pub fn prepare(&mut self, engine: &Engine, route: &Route, request: &Request) -> Result<Result<Outbound, PrepareError>, Error> {
         self.limits.payload("the request body", request.body.len())?;
         self.arm();
         let got = match &self.exports {
@@ -215,11 +201,9 @@ impl Instance {
         self.store.set_epoch_deadline(NO_DEADLINE);
         let got = match &self.exports {
             Exports::V0_2(b) => b.failover_policy_policy().engine().call_call(&mut self.store, engine.0, request),
-            Exports::V0_1(b) => b
-                .failover_policy_policy()
-                .engine()
-                .call_call(&mut self.store, engine.0, &request.clone().convert())
-                .map(Convert::convert),
+            Exports::V0_1(b) => {
+                b.failover_policy_policy().engine().call_call(&mut self.store, engine.0, &request.clone().convert()).map(Convert::convert)
+            }
         };
         got.map_err(|e| self.fault(e))
     }
@@ -262,11 +246,9 @@ impl Instance {
         self.arm();
         let got = match &self.exports {
             Exports::V0_2(b) => b.failover_policy_policy().engine().call_set_credentials(&mut self.store, engine.0, credentials),
-            Exports::V0_1(b) => b.failover_policy_policy().engine().call_set_credentials(
-                &mut self.store,
-                engine.0,
-                &credentials.to_vec().convert(),
-            ),
+            Exports::V0_1(b) => {
+                b.failover_policy_policy().engine().call_set_credentials(&mut self.store, engine.0, &credentials.to_vec().convert())
+            }
         };
         got.map_err(|e| self.fault(e))
     }

@@ -21,8 +21,8 @@ use crate::host::Host;
 use crate::instance::{Engine, Instance};
 use crate::policy::{Policy, Tier};
 use crate::types::{
-    Action, CallProgress, CredentialInfo, Event, EventKind, Failure, FinalError, HttpResponse, NoRoute, Outbound, PrepareError,
-    Request, Route, Start, VersionInfo,
+    Action, CallProgress, CredentialInfo, Event, EventKind, Failure, FinalError, HttpResponse, NoRoute, Outbound, PrepareError, Request,
+    Route, Start, VersionInfo,
 };
 
 /// A decision, and which instance made it (every new instance, swapped in or restarted after
@@ -201,12 +201,7 @@ impl PolicyHost {
         self.shared.decide(Mutates::WithAnEvent, |i, e| i.start_call(e), |_, why| Err(fault::final_error(why)))
     }
 
-    pub fn on_failure(
-        &self,
-        route: &Route,
-        failure: &Failure,
-        progress: Option<&CallProgress>,
-    ) -> Result<Answer<Action>, Error> {
+    pub fn on_failure(&self, route: &Route, failure: &Failure, progress: Option<&CallProgress>) -> Result<Answer<Action>, Error> {
         self.shared.decide(
             Mutates::Yes,
             |i, e| i.on_failure(e, route, failure, progress),
@@ -353,9 +348,8 @@ impl Shared {
                 return Err(overtaken());
             }
         }
-        let restored = fresh.and_then(|fresh| {
-            Live::restore(policy, fresh, &self.config, Some(&slot.last_good), &slot.credentials, slot.next_generation)
-        });
+        let restored = fresh
+            .and_then(|fresh| Live::restore(policy, fresh, &self.config, Some(&slot.last_good), &slot.credentials, slot.next_generation));
         let live = match restored {
             Ok(live) => live,
             Err(e) => {
@@ -473,11 +467,11 @@ impl Shared {
         slot.crashes.clear();
         if let Some(previous) = slot.previous.take() {
             if self.restart(slot, previous).is_ok() {
-                let message = crate::fault::crash_loop_message(&name, faults, window, &why, &slot.live.version.policy);
+                let message = crate::fault::crash_loop_message(faults, window, &why);
                 return notice(&mut *slot.events, "host.policy-crash-loop", message);
             }
         }
-        let message = crate::fault::closed_message(&name, faults, window, &why);
+        let message = crate::fault::closed_message(faults, window, &why);
         slot.closed = Some(format!("policy {name} is stopped after repeated failures"));
         notice(&mut *slot.events, "host.policy-closed", message);
     }

@@ -47,10 +47,7 @@ impl Secrets {
 
     /// What the guest may know: each id with a fingerprint that changes when the secret does.
     pub fn credentials(&self) -> Vec<CredentialInfo> {
-        self.0
-            .iter()
-            .map(|(id, secret)| CredentialInfo { id: id.clone(), fingerprint: fingerprint(secret) })
-            .collect()
+        self.0.iter().map(|(id, secret)| CredentialInfo { id: id.clone(), fingerprint: fingerprint(secret) }).collect()
     }
 }
 
@@ -163,9 +160,10 @@ impl Scrub {
     pub fn failure<'a>(&self, f: &'a Failure) -> Cow<'a, Failure> {
         let Some(secret) = &self.secret else { return Cow::Borrowed(f) };
         let found = |b: &[u8]| memchr::memmem::find(b, secret).is_some();
-        let in_response = f.response.as_ref().is_some_and(|r| {
-            found(&r.body) || r.headers.iter().any(|h| found(h.name.as_bytes()) || found(h.value.as_bytes()))
-        });
+        let in_response = f
+            .response
+            .as_ref()
+            .is_some_and(|r| found(&r.body) || r.headers.iter().any(|h| found(h.name.as_bytes()) || found(h.value.as_bytes())));
         if !in_response && !f.transport.as_ref().is_some_and(|t| found(t.message.as_bytes())) {
             return Cow::Borrowed(f);
         }
@@ -215,8 +213,7 @@ impl StreamScrub {
 /// The variable read for a credential without `env`: `FAILOVER_KEY_` + the id upper-cased,
 /// every non-alphanumeric character replaced by `_` (`ds-1` → `FAILOVER_KEY_DS_1`).
 pub fn default_env_var(id: &str) -> String {
-    let tail: String =
-        id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let tail: String = id.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
     format!("FAILOVER_KEY_{tail}")
 }
 

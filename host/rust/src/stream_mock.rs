@@ -82,7 +82,9 @@ impl Reply {
 
 /// One OpenAI chat-completions chunk.
 pub fn chunk(delta: &str, finish_reason: &str) -> String {
-    format!(r#"{{"id":"chatcmpl-mock","object":"chat.completion.chunk","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish_reason}}}]}}"#)
+    format!(
+        r#"{{"id":"chatcmpl-mock","object":"chat.completion.chunk","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish_reason}}}]}}"#
+    )
 }
 
 /// One request the mock received: the provider (first path segment) and when.

@@ -2,13 +2,13 @@
 //! converted to these), plus their WIT spellings for JSON output, traces and timelines.
 
 pub use crate::bindings::v0_2::exports::failover::policy::policy::{
-    Attempt, CallFailure, CallInput, CallOptions, CallSuccess, CheckReport, InputKind, PrepareError, ResponseHead, StateError,
-    Step, StepKind, VersionInfo,
+    Attempt, CallFailure, CallInput, CallOptions, CallSuccess, CheckReport, InputKind, PrepareError, ResponseHead, StateError, Step,
+    StepKind, VersionInfo,
 };
 pub use crate::bindings::v0_2::failover::policy::types::{
-    Action, ActionKind, CallProgress, Classified, CredentialInfo, CredentialState, CredentialStatus, Event,
-    EventKind, Failure, FailureKind, FinalError, Header, HttpResponse, NoRoute, Outbound, ProviderStatus, Reason,
-    Request, Route, Start, TransportFailure, TransportKind,
+    Action, ActionKind, CallProgress, Classified, CredentialInfo, CredentialState, CredentialStatus, Event, EventKind, Failure,
+    FailureKind, FinalError, Header, HttpResponse, NoRoute, Outbound, ProviderStatus, Reason, Request, Route, Start, TransportFailure,
+    TransportKind,
 };
 
 impl Reason {
@@ -108,10 +108,6 @@ impl Failure {
     }
 
     pub fn transport(kind: TransportKind, message: impl Into<String>) -> Failure {
-        Failure {
-            kind: FailureKind::Transport,
-            response: None,
-            transport: Some(TransportFailure { kind, message: message.into() }),
-        }
+        Failure { kind: FailureKind::Transport, response: None, transport: Some(TransportFailure { kind, message: message.into() }) }
     }
 }

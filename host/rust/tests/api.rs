@@ -11,10 +11,8 @@ use support::{credentials, NoNetwork, CONFIG, QUOTA};
 fn a_host_driven_call_falls_back_and_the_state_carries_over() {
     let policy = Policy::load_default().expect("policy");
     let events = EventLog::new();
-    let host = Host::new(NoNetwork)
-        .with_clock(Clock::Virtual(VirtualClock::new(1_795_528_800_000)))
-        .with_events(events.clone())
-        .with_seed(1);
+    let host =
+        Host::new(NoNetwork).with_clock(Clock::Virtual(VirtualClock::new(1_795_528_800_000))).with_events(events.clone()).with_seed(1);
     let mut inst = policy.instantiate(host).expect("instantiate");
     let version = inst.version().expect("version");
     assert!(!version.policy.is_empty() && version.schema >= 1);
@@ -81,11 +79,13 @@ fn an_engine_used_with_another_instance_is_an_error_not_a_panic() {
 
 #[test]
 fn a_host_driving_its_own_loop_asks_the_policy_what_counts_as_an_answer() {
-    const OVERLOADED_EVENT: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    const OVERLOADED_EVENT: &str =
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
     const ANSWER: &str = r#"{"id":"x","object":"chat.completion","choices":[{"message":{"content":"no error here"}}]}"#;
     let mut inst = Policy::load_default().expect("policy").instantiate(Host::new(NoNetwork)).expect("instantiate");
-    let running = failover_host::PolicyHost::start(Policy::load_default().expect("policy"), CONFIG, None, credentials(), || Host::new(NoNetwork))
-        .expect("start");
+    let running =
+        failover_host::PolicyHost::start(Policy::load_default().expect("policy"), CONFIG, None, credentials(), || Host::new(NoNetwork))
+            .expect("start");
     let cases = [(200, OVERLOADED_EVENT, false), (200, ANSWER, true), (201, "", true), (429, QUOTA, false)];
     for (status, body, answer) in cases {
         let response = HttpResponse { status, headers: Vec::new(), body: body.into() };

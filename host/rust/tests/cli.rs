@@ -55,7 +55,14 @@ fn classify_prints_one_json_object_with_every_field() {
 fn classify_reads_headers_and_body_files() {
     let body = scratch("body.json", br#"{"error":{"message":"Rate limit reached for requests"}}"#);
     let o = failover(&[
-        "classify", "--provider", "openai", "--status", "429", "--header", "Retry-After: 7", "--body-file",
+        "classify",
+        "--provider",
+        "openai",
+        "--status",
+        "429",
+        "--header",
+        "Retry-After: 7",
+        "--body-file",
         body.to_str().expect("utf-8 path"),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));

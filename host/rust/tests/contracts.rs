@@ -119,10 +119,7 @@ fn a_0_2_policy_drives_a_call_step_by_step() -> Result<()> {
 fn names_both(err: &Error) {
     assert!(matches!(err, Error::UnknownContract { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(
-        text.contains("exports failover:policy/policy@0.3.0; this host speaks 0.1.0 and 0.2.0"),
-        "names both versions: {text}"
-    );
+    assert!(text.contains("exports failover:policy/policy@0.3.0; this host speaks 0.1.0 and 0.2.0"), "names both versions: {text}");
 }
 
 #[test]
@@ -170,5 +167,35 @@ fn a_swap_to_the_0_1_fixture_and_back_carries_the_state() -> Result<()> {
     let back = running.swap(Policy::load_default()?)?;
     assert_eq!((&back.to.policy, back.generation), (&current.policy, 2));
     assert_eq!(selected(&running)?, "tencent-token-plan", "and 0.2.0 holds it again after 0.1.0");
+    Ok(())
+}
+
+/// Answers every request whole, as a provider that does not stream.
+struct Answers;
+
+const ANSWER: &[u8] = br#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"whole"},"finish_reason":"stop"}]}"#;
+
+impl failover_host::Transport for Answers {
+    fn send(
+        &mut self,
+        _: &failover_host::types::Outbound,
+        _: Option<&failover_host::types::Header>,
+    ) -> std::result::Result<failover_host::types::HttpResponse, failover_host::types::TransportFailure> {
+        let headers = vec![failover_host::types::Header { name: "content-type".into(), value: "application/json".into() }];
+        Ok(failover_host::types::HttpResponse { status: 200, headers, body: ANSWER.to_vec() })
+    }
+}
+
+#[test]
+fn a_streamed_call_on_a_0_1_policy_is_answered_whole_by_its_own_call() -> Result<()> {
+    let mut instance = fixture()?.instantiate(failover_host::Host::new(Answers))?;
+    let engine = instance.create_engine(CONFIG, None, &credentials())?;
+    let begun = instance.stream(&engine, &request(), &CallOptions { timeout_ms: None })?;
+    let failover_host::Begun::Answer(answer) = begun else { anyhow::bail!("the 0.1 policy's call failed") };
+    assert_eq!(answer.head().status, 200);
+    let (body, ended) = answer.finish()?;
+    assert_eq!(body, ANSWER);
+    assert!(ended.error.is_none());
+    assert_eq!(ended.route.context("the answering route")?.provider, "alibaba-coding-plan");
     Ok(())
 }

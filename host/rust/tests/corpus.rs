@@ -41,10 +41,9 @@ fn failure_of(case: &Value) -> Result<Failure, String> {
     }
     let status = case.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()).ok_or("no status")?;
     let headers = match case.get("headers") {
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(name, v)| Header { name: name.clone(), value: v.as_str().unwrap_or_default().to_string() })
-            .collect(),
+        Some(Value::Object(map)) => {
+            map.iter().map(|(name, v)| Header { name: name.clone(), value: v.as_str().unwrap_or_default().to_string() }).collect()
+        }
         _ => Vec::new(),
     };
     let body = match (case.get("body_base64"), case.get("body")) {

@@ -44,12 +44,8 @@ impl Server {
             std::thread::spawn(move || {
                 for request in server.incoming_requests() {
                     let provider = request.url().split('/').nth(1).unwrap_or("").to_string();
-                    let auth = request
-                        .headers()
-                        .iter()
-                        .find(|h| h.field.equiv("Authorization"))
-                        .map(|h| h.value.to_string())
-                        .unwrap_or_default();
+                    let auth =
+                        request.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.to_string()).unwrap_or_default();
                     seen.lock().unwrap().push((provider.clone(), auth));
                     ports.lock().unwrap().push(request.remote_addr().map_or(0, |a| a.port()));
                     let reply = replies.get(provider.as_str()).cloned().unwrap_or(Reply::Status(200, OK));
@@ -89,7 +85,8 @@ impl Drop for Server {
     }
 }
 
-const OK: &str = r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#;
+const OK: &str =
+    r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#;
 const QUOTA: &str = r#"{"error":{"message":"usage allocated quota exceeded.","type":"insufficient_quota","code":"quota_exceeded"}}"#;
 const AUTH: &str = r#"{"error":{"message":"Authentication Fails, Your api key: ****abcd is invalid","type":"authentication_error","param":null,"code":"invalid_request_error"}}"#;
 const SERVER_ERROR: &str = r#"{"error":{"message":"Internal server error","type":"server_error"}}"#;
@@ -124,10 +121,8 @@ fn call(config: &str) -> Outcome {
         [("key-1", "sk-e2e-primary"), ("ten-1", "sk-e2e-tencent")].map(|(a, b)| (a.to_string(), b.to_string())).into();
     let secrets = Secrets::from_map(secrets);
     let credentials = secrets.credentials();
-    let host = Host::new(HttpTransport::new())
-        .with_secrets(secrets)
-        .with_clock(Clock::Virtual(VirtualClock::new(1_795_528_800_000)))
-        .with_seed(1);
+    let host =
+        Host::new(HttpTransport::new()).with_secrets(secrets).with_clock(Clock::Virtual(VirtualClock::new(1_795_528_800_000))).with_seed(1);
     let mut instance = policy().instantiate(host).expect("instantiate");
     let engine = instance.create_engine(config, None, &credentials).expect("config accepted");
     let request = Request {

@@ -62,11 +62,13 @@ impl Echo {
                                     "message": format!("Overloaded; retry later with {sent}")}})
                             ),
                         ),
-                        _ => (200, "application/json", json!({"choices": [{"message": {"content": format!("you sent {sent}")}}]}).to_string()),
+                        _ => (
+                            200,
+                            "application/json",
+                            json!({"choices": [{"message": {"content": format!("you sent {sent}")}}]}).to_string(),
+                        ),
                     };
-                    let header_of = |name: &str, value: &str| {
-                        tiny_http::Header::from_bytes(name, value).expect("header")
-                    };
+                    let header_of = |name: &str, value: &str| tiny_http::Header::from_bytes(name, value).expect("header");
                     let response = tiny_http::Response::from_string(body)
                         .with_status_code(status)
                         .with_header(header_of("content-type", kind))
@@ -75,11 +77,7 @@ impl Echo {
                 }
             })
         };
-        Echo {
-            server,
-            thread: Some(thread),
-            port,
-        }
+        Echo { server, thread: Some(thread), port }
     }
 }
 
@@ -140,12 +138,7 @@ fn config(port: u16, primary: &str, fallback: Option<&str>) -> String {
 
 fn secrets() -> Secrets {
     Secrets::from_map(BTreeMap::from(
-        [
-            ("oa-1", OPENAI_KEY),
-            ("an-1", ANTHROPIC_KEY),
-            ("ok-1", OPENAI_KEY),
-        ]
-        .map(|(id, key)| (id.to_string(), key.to_string())),
+        [("oa-1", OPENAI_KEY), ("an-1", ANTHROPIC_KEY), ("ok-1", OPENAI_KEY)].map(|(id, key)| (id.to_string(), key.to_string())),
     ))
 }
 
@@ -153,10 +146,7 @@ fn request() -> Request {
     Request {
         path: "/chat/completions".into(),
         method: "POST".into(),
-        headers: vec![Header {
-            name: "content-type".into(),
-            value: "application/json".into(),
-        }],
+        headers: vec![Header { name: "content-type".into(), value: "application/json".into() }],
         body: br#"{"model":"x","messages":[{"role":"user","content":"hi"}]}"#.to_vec(),
     }
 }
@@ -180,25 +170,11 @@ fn an_echoed_key_reaches_no_error_event_snapshot_or_store() -> Result<()> {
         .with_clock(Clock::Virtual(VirtualClock::new(1_795_528_800_000)))
         .with_seed(1);
     let mut inst = Policy::load_default()?.instantiate(host)?;
-    let engine = inst.create_engine(
-        &config(echo.port, "openai", Some("anthropic")),
-        None,
-        &credentials,
-    )?;
+    let engine = inst.create_engine(&config(echo.port, "openai", Some("anthropic")), None, &credentials)?;
 
-    let Err(failed) = inst.call(&engine, &request())? else {
-        bail!("both providers fail")
-    };
-    let outcomes: Vec<String> = failed
-        .attempts
-        .iter()
-        .map(|a| format!("{} {}", a.route.provider, a.outcome))
-        .collect();
-    assert_eq!(
-        outcomes[..2],
-        ["openai 401", "anthropic 200"],
-        "{outcomes:?}"
-    );
+    let Err(failed) = inst.call(&engine, &request())? else { bail!("both providers fail") };
+    let outcomes: Vec<String> = failed.attempts.iter().map(|a| format!("{} {}", a.route.provider, a.outcome)).collect();
+    assert_eq!(outcomes[..2], ["openai 401", "anthropic 200"], "{outcomes:?}");
 
     assert_no_key("the final error", &failed.error.message);
     let mut said = vec![failed.error.message.clone()];
@@ -220,18 +196,12 @@ fn an_echoed_key_reaches_no_error_event_snapshot_or_store() -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let store = RedisStore::new(&format!("redis://127.0.0.1:{}/", redis.port), "echoed-key")?;
     save_engine(&store, &mut inst, &engine)?;
-    let stored = store
-        .load(&mut inst)?
-        .state
-        .context("Redis holds the state")?;
+    let stored = store.load(&mut inst)?.state.context("Redis holds the state")?;
     assert_no_key("the Redis state", &stored);
 
     // Still says what went wrong, and which key by its tail.
     let said = said.join("\n");
-    for what in [
-        "401 Incorrect API key provided: ...0001",
-        "stream error: Overloaded; retry later with ...0002",
-    ] {
+    for what in ["401 Incorrect API key provided: ...0001", "stream error: Overloaded; retry later with ...0002"] {
         assert!(said.contains(what), "no {what:?} in:\n{said}");
     }
     Ok(())
@@ -242,12 +212,9 @@ fn an_answer_that_echoes_the_key_reaches_the_caller_without_it() -> Result<()> {
     let echo = Echo::start();
     let secrets = secrets();
     let credentials = secrets.credentials();
-    let mut inst = Policy::load_default()?
-        .instantiate(Host::new(HttpTransport::new()).with_secrets(secrets))?;
+    let mut inst = Policy::load_default()?.instantiate(Host::new(HttpTransport::new()).with_secrets(secrets))?;
     let engine = inst.create_engine(&config(echo.port, "ok", None), None, &credentials)?;
-    let Ok(answer) = inst.call(&engine, &request())? else {
-        bail!("the answer is a success")
-    };
+    let Ok(answer) = inst.call(&engine, &request())? else { bail!("the answer is a success") };
     let body = String::from_utf8_lossy(&answer.response.body);
     assert_no_key("the answer", &body);
     assert!(body.contains("you sent ...0001"), "{body}");
@@ -262,31 +229,18 @@ fn a_failure_a_host_driven_loop_hands_in_is_scrubbed_with_the_routes_key() -> Re
     let events = EventLog::new();
     let secrets = secrets();
     let credentials = secrets.credentials();
-    let host = Host::new(HttpTransport::new())
-        .with_secrets(secrets)
-        .with_events(events.clone());
+    let host = Host::new(HttpTransport::new()).with_secrets(secrets).with_events(events.clone());
     let mut inst = Policy::load_default()?.instantiate(host)?;
     let engine = inst.create_engine(&config(1, "openai", Some("anthropic")), None, &credentials)?;
-    let route = inst
-        .select(&engine)?
-        .map_err(|e| anyhow::anyhow!("no route: {}", e.message))?;
-    let body = format!(
-        r#"{{"error":{{"message":"Incorrect API key provided: {OPENAI_KEY}.","code":"invalid_api_key"}}}}"#
-    );
-    let failure = Failure::http(HttpResponse {
-        status: 401,
-        headers: vec![],
-        body: body.into_bytes(),
-    });
+    let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("no route: {}", e.message))?;
+    let body = format!(r#"{{"error":{{"message":"Incorrect API key provided: {OPENAI_KEY}.","code":"invalid_api_key"}}}}"#);
+    let failure = Failure::http(HttpResponse { status: 401, headers: vec![], body: body.into_bytes() });
     let action = inst.on_failure(&engine, &route, &failure, None)?;
     assert_no_key("the action", &format!("{action:?}"));
     assert_no_key("the snapshot", &inst.snapshot(&engine)?);
     for e in &events.take() {
         assert_no_key("an event", &e.message);
     }
-    assert!(
-        format!("{action:?}").contains("Incorrect API key provided: ...0001"),
-        "{action:?}"
-    );
+    assert!(format!("{action:?}").contains("Incorrect API key provided: ...0001"), "{action:?}");
     Ok(())
 }

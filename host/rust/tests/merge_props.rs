@@ -25,7 +25,8 @@ thread_local! {
 }
 
 fn merge(a: &Value, b: &Value) -> Result<Value> {
-    let out = INSTANCE.with_borrow_mut(|inst| inst.merge(&a.to_string(), &b.to_string()))?
+    let out = INSTANCE
+        .with_borrow_mut(|inst| inst.merge(&a.to_string(), &b.to_string()))?
         .map_err(|e| anyhow!("merge refused: {}", e.message))?;
     Ok(serde_json::from_str(&out)?)
 }
@@ -173,11 +174,7 @@ fn a_newer_schema_is_refused_with_a_clear_error() -> Result<()> {
     let v2 = json!({"schema": 2});
     for (a, b, which) in [(&v3, &v2, "snapshot a"), (&v2, &v3, "snapshot b")] {
         let err = INSTANCE.with_borrow_mut(|inst| inst.merge(&a.to_string(), &b.to_string()))?.expect_err("schema 3 is refused");
-        assert!(
-            err.message.starts_with(which) && err.message.contains("schema 3 is newer than this policy's schema 2"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with(which) && err.message.contains("schema 3 is newer than this policy's schema 2"), "{}", err.message);
     }
     Ok(())
 }

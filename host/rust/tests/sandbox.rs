@@ -83,7 +83,9 @@ fn a_policy_that_loops_is_stopped_by_the_time_limit() {
 
 #[test]
 fn a_policy_that_allocates_without_bound_is_stopped_by_the_memory_limit() {
-    contained("alloc", "over its limit of 33554432 bytes", |host, _| host.select().expect("no error").value.expect_err("a default decision").message);
+    contained("alloc", "over its limit of 33554432 bytes", |host, _| {
+        host.select().expect("no error").value.expect_err("a default decision").message
+    });
 }
 
 #[test]

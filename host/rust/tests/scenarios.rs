@@ -82,13 +82,28 @@ fn a_changed_trace_names_the_line() {
 fn failed_expectations_name_scenario_step_and_difference() {
     let cases = [
         ("\"attempts\": 2", "\"attempts\": 5", "step 0 (call): attempts: expected 5, got 2"),
-        ("\"route\": {\"provider\": \"tencent-token-plan\", \"credential\": \"ten-1\"}", "\"route\": {\"provider\": \"nope\"}", "step 3 (select): selected route provider: expected `nope`"),
-        ("\"not_sent\": [\"alibaba-coding-plan\"]", "\"not_sent\": [\"tencent-token-plan#ten-1\"]", "step 4 (call): expected nothing sent to tencent-token-plan#ten-1"),
+        (
+            "\"route\": {\"provider\": \"tencent-token-plan\", \"credential\": \"ten-1\"}",
+            "\"route\": {\"provider\": \"nope\"}",
+            "step 3 (select): selected route provider: expected `nope`",
+        ),
+        (
+            "\"not_sent\": [\"alibaba-coding-plan\"]",
+            "\"not_sent\": [\"tencent-token-plan#ten-1\"]",
+            "step 4 (call): expected nothing sent to tencent-token-plan#ten-1",
+        ),
         ("\"elapsed_ms\": 0", "\"elapsed_ms\": 7", "step 0 (call): elapsed: expected 7 ms, got 0 ms"),
         ("{\"kind\": \"primary-restored\"}", "{\"kind\": \"gave-up\"}", "step 6 (select): expected an event of kind `gave-up`"),
     ];
     for (from, to, want) in cases {
-        let path = scratch("expect", |s| { assert!(s.contains(from), "{from}"); s.replace(from, to) }, Some(own_golden()));
+        let path = scratch(
+            "expect",
+            |s| {
+                assert!(s.contains(from), "{from}");
+                s.replace(from, to)
+            },
+            Some(own_golden()),
+        );
         let report = scenario::run(policy(), &path, Golden::Compare).expect("runs");
         let text = report.failures.join("\n");
         assert!(text.contains("scenario `fallback-and-restart`") && text.contains(want), "want `{want}` in:\n{text}");

@@ -61,8 +61,7 @@ fn eight_processes_on_one_file_lose_no_cooldown_and_no_dead_key() -> Result<()> 
         return Ok(());
     }
     let path = scratch("writers")?;
-    let children: Vec<_> =
-        (0..WRITERS).map(|w| spawn("writer_child", &format!("writer-{w}"), &path)).collect::<Result<_>>()?;
+    let children: Vec<_> = (0..WRITERS).map(|w| spawn("writer_child", &format!("writer-{w}"), &path)).collect::<Result<_>>()?;
     for mut c in children {
         if !c.wait()?.success() {
             bail!("a writer process failed");

@@ -87,10 +87,14 @@ fn eight_concurrent_writers_on_one_key_lose_no_cooldown_and_no_dead_key() -> Res
     let policy = Policy::load_default()?;
     let store = server.store("writers")?;
     std::thread::scope(|s| {
-        let writers: Vec<_> = (0..WRITERS).map(|w| s.spawn({
-            let (policy, store) = (&policy, &store);
-            move || writer(policy, store, w)
-        })).collect();
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                s.spawn({
+                    let (policy, store) = (&policy, &store);
+                    move || writer(policy, store, w)
+                })
+            })
+            .collect();
         writers.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow!("a writer panicked"))?)
     })?;
     let mut inst = instance(&policy, 0)?;

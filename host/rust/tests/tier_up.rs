@@ -38,9 +38,7 @@ fn rules(events: &[Event]) -> Vec<&str> {
 /// generation that made the first.
 fn step(host: &PolicyHost) -> (String, Option<ActionKind>, u64) {
     let answer = host.select().expect("select");
-    let action = answer.value.as_ref().ok().map(|route| {
-        host.on_failure(route, &status(429, QUOTA), None).expect("on_failure").value.kind
-    });
+    let action = answer.value.as_ref().ok().map(|route| host.on_failure(route, &status(429, QUOTA), None).expect("on_failure").value.kind);
     (format!("{:?}", answer.value), action, answer.generation)
 }
 

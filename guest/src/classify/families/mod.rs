@@ -52,13 +52,7 @@ pub fn refine(family: Family, ev: &Evidence) -> Option<Hit> {
         Family::DashScope => dashscope::refine(ev),
         Family::Groq => groq::refine(ev),
         Family::MiniMax => minimax::refine(ev),
-        Family::Zhipu
-        | Family::Mistral
-        | Family::Together
-        | Family::Fireworks
-        | Family::Ollama
-        | Family::Vllm
-        | Family::Generic => None,
+        Family::Zhipu | Family::Mistral | Family::Together | Family::Fireworks | Family::Ollama | Family::Vllm | Family::Generic => None,
     }
 }
 

@@ -37,6 +37,17 @@ def final_error(why: str) -> FinalError:
     return FinalError(Reason.UNKNOWN, f"the failover policy failed ({why}); the host gave up on this call", None, [])
 
 
+def crash_loop_message(faults: int, window_s: float, why: str) -> str:
+    """A crash loop ended by going back to the policy that ran before (`tests/hosts/host-messages.json`)."""
+    return f"the policy failed {faults} times within {window_s:g} s (last: {why}); fell back to the previous policy"
+
+
+def closed_message(faults: int, window_s: float, why: str) -> str:
+    """A crash loop with nothing to go back to: every call fails closed."""
+    return (f"the policy failed {faults} times within {window_s:g} s (last: {why}) and no previous policy could "
+            "take over; every call fails closed until a new policy is swapped in")
+
+
 def succeeded(status: int) -> bool:
     """Whether a response is an answer while the policy cannot say: its status is a 2xx."""
     return 200 <= status < 300

@@ -229,11 +229,9 @@ class Policy:
         self._faults.clear()
         if self._previous_set and self._restart(self._previous):
             self._wasm, self._previous_set = self._previous, False
-            return self._notice("host.policy-crash-loop", f"the policy failed {n} times within {window:g} s "
-                                f"(last: {why}); fell back to the previous policy")
+            return self._notice("host.policy-crash-loop", fault.crash_loop_message(n, window, why))
         self._closed = why
-        self._notice("host.policy-closed", f"the policy failed {n} times within {window:g} s (last: {why}) and no "
-                     "previous policy could take over; every call now fails closed until a swap")
+        self._notice("host.policy-closed", fault.closed_message(n, window, why))
 
     def _restart(self, wasm: Wasm) -> bool:
         try:

@@ -44,6 +44,12 @@ pub fn rate_limit_429() -> Failure {
 /// A chat completion of about 1 KiB, the size of a short answer.
 pub fn completion() -> HttpResponse {
     let content = "All good. ".repeat(100);
-    let body = format!(r#"{{"id":"chatcmpl-1","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{content}"}},"finish_reason":"stop"}}]}}"#);
-    HttpResponse { status: 200, headers: vec![Header { name: "content-type".into(), value: "application/json".into() }], body: body.into_bytes() }
+    let body = format!(
+        r#"{{"id":"chatcmpl-1","object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":"{content}"}},"finish_reason":"stop"}}]}}"#
+    );
+    HttpResponse {
+        status: 200,
+        headers: vec![Header { name: "content-type".into(), value: "application/json".into() }],
+        body: body.into_bytes(),
+    }
 }

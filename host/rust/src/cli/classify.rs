@@ -103,10 +103,7 @@ fn parse_line(line: &str) -> anyhow::Result<(String, Failure, Option<Value>)> {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(map)) => map
             .iter()
-            .map(|(name, value)| Header {
-                name: name.clone(),
-                value: value.as_str().map_or_else(|| value.to_string(), str::to_string),
-            })
+            .map(|(name, value)| Header { name: name.clone(), value: value.as_str().map_or_else(|| value.to_string(), str::to_string) })
             .collect(),
         Some(_) => bail!("`headers` must be an object of name: value"),
     };

@@ -19,8 +19,7 @@ const OUTAGE_CONFIG: &str = include_str!("../../../../examples/configs/demo-outa
 
 /// 2026-11-24T14:06:00Z: a quota cooldown of one hour then ends at 15:06.
 const START_MS: u64 = 1_795_529_160_000;
-const QUOTA_BODY: &str =
-    r#"{"error":{"message":"usage allocated quota exceeded.","type":"insufficient_quota","code":"quota_exceeded"}}"#;
+const QUOTA_BODY: &str = r#"{"error":{"message":"usage allocated quota exceeded.","type":"insufficient_quota","code":"quota_exceeded"}}"#;
 const OVERLOADED_BODY: &str = r#"{"error":{"message":"The server is overloaded, please try again later.","type":"server_error"}}"#;
 const AUTH_BODY: &str = r#"{"error":{"message":"Authentication Fails, Your api key: ****abcd is invalid","type":"authentication_error","param":null,"code":"invalid_request_error"}}"#;
 

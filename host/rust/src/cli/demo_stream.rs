@@ -20,7 +20,9 @@ pub fn run(policy: &Policy, surprises: &mut Vec<String>) -> anyhow::Result<()> {
     println!("   (deepseek has `resume`: it continues a partial answer from an assistant prefill)\n");
     let mock = StreamMock::start().context("starting the streaming mock")?;
     let config = STREAMING_CONFIG.replace("{port}", &mock.port.to_string());
-    let secrets = Secrets::from_map([("or-1", "sk-or-demo-0006"), ("ds-2", "sk-demo-deepseek-0007")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    let secrets = Secrets::from_map(
+        [("or-1", "sk-or-demo-0006"), ("ds-2", "sk-demo-deepseek-0007")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    );
     let started = Instant::now();
     let events = move |e: Event| println!("  {:>6} ms  event [{}] {}", started.elapsed().as_millis(), e.kind.as_str(), e.message);
     let host = Host::new(HttpTransport::new()).with_secrets(secrets.clone()).with_events(events);
@@ -30,7 +32,10 @@ pub fn run(policy: &Policy, surprises: &mut Vec<String>) -> anyhow::Result<()> {
 
     println!("-- 1. openrouter answers 200, then an error event before the first token");
     let error = r#"{"error":{"message":"Provider returned error","code":502,"metadata":{"provider_name":"Upstream"}}}"#;
-    mock.script("openrouter", vec![Reply::stream(vec![Piece::data(&chunk(r#"{"role":"assistant"}"#, "null")), Piece::wait_ms(100), Piece::data(error)])]);
+    mock.script(
+        "openrouter",
+        vec![Reply::stream(vec![Piece::data(&chunk(r#"{"role":"assistant"}"#, "null")), Piece::wait_ms(100), Piece::data(error)])],
+    );
     mock.script("deepseek", vec![Reply::openai_words(&["Paris ", "is ", "the ", "capital ", "of ", "France."], gap)]);
     let (text, ended_ok) = stream(&mut instance, &engine, started)?;
     if !ended_ok || text.contains("Provider returned error") || !text.contains("France.") {
@@ -110,7 +115,11 @@ fn stream(instance: &mut Instance, engine: &Engine, started: Instant) -> anyhow:
     let ended = answer.ended().cloned().context("the answer did not end")?;
     let text = String::from_utf8_lossy(&all).into_owned();
     match &ended.error {
-        None => println!("  result: complete via {} after {} attempt(s)", ended.route.map(|r| r.label()).unwrap_or_default(), ended.attempts.len()),
+        None => println!(
+            "  result: complete via {} after {} attempt(s)",
+            ended.route.map(|r| r.label()).unwrap_or_default(),
+            ended.attempts.len()
+        ),
         Some(e) => println!("  result: the caller's stream ended with an error event: {}", e.message),
     }
     Ok((text, ended.error.is_none()))

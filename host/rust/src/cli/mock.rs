@@ -77,12 +77,8 @@ impl Drop for MockProvider {
 fn serve(server: &Server, state: &Mutex<State>) {
     for mut request in server.incoming_requests() {
         let provider = request.url().trim_start_matches('/').split('/').next().unwrap_or("").to_string();
-        let key = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str().to_string())
-            .unwrap_or_default();
+        let key =
+            request.headers().iter().find(|h| h.field.equiv("Authorization")).map(|h| h.value.as_str().to_string()).unwrap_or_default();
         let key_tail = format!("****{}", key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect::<String>());
         let mut body = String::new();
         let _ = request.as_reader().read_to_string(&mut body);

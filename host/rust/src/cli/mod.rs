@@ -56,8 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// The config file and, when given, the snapshot file an engine starts from.
 fn read_config_and_state(config: &Path, state: Option<&Path>) -> anyhow::Result<(String, Option<String>)> {
-    let config_json =
-        std::fs::read_to_string(config).with_context(|| format!("cannot read config {}", config.display()))?;
+    let config_json = std::fs::read_to_string(config).with_context(|| format!("cannot read config {}", config.display()))?;
     let state_json = match state {
         Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("cannot read state {}", path.display()))?),
         None => None,

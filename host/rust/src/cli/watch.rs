@@ -37,8 +37,7 @@ type Stamp = (u64, Option<SystemTime>);
 pub fn run(path: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
     let path = path.context("watch needs --policy PATH: the .wasm file to watch")?;
     // A state file that does not exist yet is written after the first swap.
-    let (config, state) =
-        super::read_config_and_state(&args.config, args.state.as_deref().filter(|file| file.exists()))?;
+    let (config, state) = super::read_config_and_state(&args.config, args.state.as_deref().filter(|file| file.exists()))?;
     let cache = ArtifactCache::new(args.cache_dir.clone().unwrap_or_else(ArtifactCache::default_dir));
     let secrets = Secrets::from_env(&config);
     let credentials = secrets.credentials();
@@ -80,7 +79,12 @@ pub fn run(path: Option<&Path>, args: Args) -> anyhow::Result<ExitCode> {
                 };
                 say(&format!(
                     "swapped: policy {} (schema {}) -> {} (schema {}), sha256 {}, generation {} ({build})",
-                    s.from.policy, s.from.schema, s.to.policy, s.to.schema, &hash[..12], s.generation
+                    s.from.policy,
+                    s.from.schema,
+                    s.to.policy,
+                    s.to.schema,
+                    &hash[..12],
+                    s.generation
                 ));
                 tiering = tiered.tier_up.map(|tier_up| (tier_up, hash[..12].to_string()));
                 if let Some(file) = &args.state {
@@ -111,7 +115,10 @@ const TIER_UP_PATIENCE: Duration = Duration::from_secs(120);
 fn report_tier_up(outcome: Result<Swapped, Error>, short: &str, host: &PolicyHost, state: Option<&Path>) -> anyhow::Result<()> {
     match outcome {
         Ok(s) => {
-            say(&format!("tiered up: policy {} (schema {}), sha256 {short}, optimised build, generation {}", s.to.policy, s.to.schema, s.generation));
+            say(&format!(
+                "tiered up: policy {} (schema {}), sha256 {short}, optimised build, generation {}",
+                s.to.policy, s.to.schema, s.generation
+            ));
             if let Some(file) = state {
                 std::fs::write(file, host.snapshot()).with_context(|| format!("cannot write state {}", file.display()))?;
             }

@@ -18,8 +18,7 @@ pub(crate) fn route(want: &RouteMatch, got: &Route, what: &str) -> Vec<String> {
         .into_iter()
         .filter_map(|(name, want, actual)| {
             let want = want?;
-            (want != actual)
-                .then(|| format!("{what} {name}: expected `{want}`, got `{actual}` (route {})", got.label()))
+            (want != actual).then(|| format!("{what} {name}: expected `{want}`, got `{actual}` (route {})", got.label()))
         })
         .collect()
 }
@@ -45,12 +44,7 @@ pub(crate) fn select(expect: &Expect, got: &Result<Route, NoRoute>) -> Vec<Strin
     diffs
 }
 
-pub(crate) fn call(
-    expect: &Expect,
-    got: &Result<CallSuccess, CallFailure>,
-    sends: &[Send],
-    elapsed_ms: u64,
-) -> Vec<String> {
+pub(crate) fn call(expect: &Expect, got: &Result<CallSuccess, CallFailure>, sends: &[Send], elapsed_ms: u64) -> Vec<String> {
     let mut diffs = Vec::new();
     let attempts: &[Attempt] = match got {
         Ok(s) => &s.attempts,
@@ -134,10 +128,9 @@ pub(crate) fn elapsed(expect: &Expect, elapsed_ms: u64) -> Vec<String> {
 pub(crate) fn events(want: &[EventMatch], none_of: &[String], got: &[Event]) -> Vec<String> {
     let mut diffs = Vec::new();
     for w in want {
-        let found = got.iter().any(|e| {
-            w.kind.as_deref().is_none_or(|k| k == e.kind.as_str())
-                && w.contains.as_deref().is_none_or(|c| e.message.contains(c))
-        });
+        let found = got
+            .iter()
+            .any(|e| w.kind.as_deref().is_none_or(|k| k == e.kind.as_str()) && w.contains.as_deref().is_none_or(|c| e.message.contains(c)));
         if !found {
             diffs.push(format!(
                 "expected an event{}{}; got {}",
@@ -163,10 +156,7 @@ fn list_events(events: &[Event]) -> String {
 }
 
 fn contains(want: &[String], text: &str, what: &str) -> Vec<String> {
-    want.iter()
-        .filter(|w| !text.contains(w.as_str()))
-        .map(|w| format!("{what} does not contain `{w}`: {text}"))
-        .collect()
+    want.iter().filter(|w| !text.contains(w.as_str())).map(|w| format!("{what} does not contain `{w}`: {text}")).collect()
 }
 
 fn outcomes(sends: &[Send]) -> String {

@@ -75,10 +75,7 @@ impl Journal {
 
 impl EventSink for Journal {
     fn emit(&mut self, event: Event) {
-        self.line(
-            "event",
-            json!({"kind": event.kind.as_str(), "rule": event.rule, "message": event.message}),
-        );
+        self.line("event", json!({"kind": event.kind.as_str(), "rule": event.rule, "message": event.message}));
         self.lock().events.push(event);
     }
 }

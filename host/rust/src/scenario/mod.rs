@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::clock::{Clock, VirtualClock};
+use crate::drive::Begun;
 use crate::error::Error;
 use crate::host::Host;
 use crate::instance::{Engine, Instance};
 use crate::policy::Policy;
-use crate::drive::Begun;
 use crate::types::{Attempt, CallFailure, CallOptions, CallSuccess, CredentialInfo, Header, HttpResponse, Request};
 use file::{Response, ScenarioFile, StepFile};
 use journal::Journal;
@@ -91,12 +91,13 @@ pub fn run(policy: &Policy, path: &Path, golden: Golden) -> Result<Report, Scena
 
 fn parse(text: &str) -> Result<ScenarioFile, (String, String)> {
     let de = &mut serde_json::Deserializer::from_str(text);
-    let scenario: ScenarioFile =
-        serde_path_to_error::deserialize(de).map_err(|e| (e.path().to_string(), e.inner().to_string()))?;
+    let scenario: ScenarioFile = serde_path_to_error::deserialize(de).map_err(|e| (e.path().to_string(), e.inner().to_string()))?;
     let scripts = scenario.providers.iter().map(|(k, s)| (format!("providers.{k}"), s));
-    let step_scripts = scenario.steps.iter().enumerate().flat_map(|(i, step)| {
-        step.script.iter().flatten().map(move |(k, s)| (format!("steps[{i}].script.{k}"), s))
-    });
+    let step_scripts = scenario
+        .steps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, step)| step.script.iter().flatten().map(move |(k, s)| (format!("steps[{i}].script.{k}"), s)));
     for (at, script) in scripts.chain(step_scripts) {
         for response in script.script.iter().chain(&script.default) {
             if let Response::Transport(t) = response {
@@ -146,10 +147,7 @@ impl Run {
         let journal = Journal::new(clock.clone(), scenario.start_ms);
         let scripts = Scripts::new(scenario.providers);
         let transport = ScriptedProvider { scripts: scripts.clone(), clock: clock.clone(), journal: journal.clone() };
-        let host = Host::new(transport)
-            .with_clock(Clock::Virtual(clock.clone()))
-            .with_events(journal.clone())
-            .with_seed(scenario.seed);
+        let host = Host::new(transport).with_clock(Clock::Virtual(clock.clone())).with_events(journal.clone()).with_seed(scenario.seed);
         let instance = policy.instantiate(host)?;
         let credentials = match scenario.credentials {
             Some(list) => list.into_iter().map(CredentialInfo::from).collect(),
@@ -257,7 +255,9 @@ impl Run {
             let started = self.clock.now_ms();
             let options = CallOptions { timeout_ms: stream.timeout_ms };
             let got = match self.instance.stream(engine, &request(stream.request.as_ref()), &options)? {
-                Begun::Failed { error, attempts } => Streamed { committed: None, delivered: Vec::new(), got: Err(CallFailure { error, attempts }) },
+                Begun::Failed { error, attempts } => {
+                    Streamed { committed: None, delivered: Vec::new(), got: Err(CallFailure { error, attempts }) }
+                }
                 Begun::Answer(answer) => {
                     let committed = self.journal.t();
                     let head = answer.head().clone();
@@ -378,10 +378,8 @@ fn attempts(list: &[Attempt]) -> Vec<Value> {
 /// Runs every `*.json` in `dir` (sorted), for test suites.
 pub fn run_dir(policy: &Policy, dir: &Path) -> Result<Vec<Report>, ScenarioError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ScenarioError::Read { path: dir.into(), source })?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    let mut paths: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
     paths.sort();
     paths.iter().map(|p| run(policy, p, Golden::Compare)).collect()
 }

@@ -37,9 +37,7 @@ impl Scripts {
                 }
             }
         }
-        keys.iter()
-            .find_map(|key| scripts.get(key).and_then(|s| s.default.clone()))
-            .unwrap_or_else(ok_response)
+        keys.iter().find_map(|key| scripts.get(key).and_then(|s| s.default.clone())).unwrap_or_else(ok_response)
     }
 }
 
@@ -120,7 +118,9 @@ impl Transport for ScriptedProvider {
                 let head = ResponseHead { status: a.status, headers };
                 let pieces = match &a.stream {
                     Some(p) => p.iter().cloned().collect(),
-                    None => VecDeque::from([Piece { raw: Some(String::from_utf8_lossy(&whole_body(&a)).into_owned()), ..Piece::default() }]),
+                    None => {
+                        VecDeque::from([Piece { raw: Some(String::from_utf8_lossy(&whole_body(&a)).into_owned()), ..Piece::default() }])
+                    }
                 };
                 (Opened::Head(Box::new(ScriptedBody { head, pieces, clock: self.clock.clone() })), a.status.to_string())
             }

@@ -43,13 +43,7 @@ fn result(line: &Value) -> String {
         let s = |key: &str| a[key].as_str().unwrap_or("-").to_string();
         text.push_str(&format!("\n{:22}{}. {} -> {}", "", i + 1, s("route"), s("outcome")));
         if let Some(action) = a["action"].as_str() {
-            text.push_str(&format!(
-                ": {} => {} after {} ms ({})",
-                s("reason"),
-                action,
-                a["delay_ms"].as_u64().unwrap_or(0),
-                s("rule")
-            ));
+            text.push_str(&format!(": {} => {} after {} ms ({})", s("reason"), action, a["delay_ms"].as_u64().unwrap_or(0), s("rule")));
         }
     }
     text

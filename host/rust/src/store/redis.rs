@@ -33,8 +33,7 @@ impl RedisStore {
     /// The store at `url` (`redis://host:port/db`) for the policy `policy_name`, under the key
     /// `failover-policy:<policy_name>`. Nothing is contacted until the first load or save.
     pub fn new(url: &str, policy_name: &str) -> Result<RedisStore, StoreError> {
-        let client = Client::open(url)
-            .map_err(|e| StoreError::Backend { store: url.to_string(), message: e.to_string() })?;
+        let client = Client::open(url).map_err(|e| StoreError::Backend { store: url.to_string(), message: e.to_string() })?;
         Ok(RedisStore {
             client,
             url: url.to_string(),
@@ -97,11 +96,7 @@ impl RedisStore {
             // EXEC answers nil when a watched key changed: merge again with what is there now.
             let done: Option<Value> = tx.query(&mut con).map_err(|e| self.error(e))?;
             if done.is_some() {
-                let set_aside = unreadable.map(|why| SetAside {
-                    path: PathBuf::from(&self.key),
-                    aside: PathBuf::from(aside_key),
-                    why,
-                });
+                let set_aside = unreadable.map(|why| SetAside { path: PathBuf::from(&self.key), aside: PathBuf::from(aside_key), why });
                 return Ok(Stored { state: merged, set_aside });
             }
         }
@@ -157,7 +152,11 @@ mod tests {
     fn the_ttl_outlives_the_latest_cooldown_or_open_circuit() {
         let day = MIN_TTL_MS;
         assert_eq!(ttl_ms(r#"{"schema": 2}"#, 0), day);
-        let s = format!(r#"{{"credentials": {{"a": {{"cooldown_until_ms": {}}}}}, "routes": {{"p/m": {{"open_until_ms": {}}}}}}}"#, 3 * day, 5 * day);
+        let s = format!(
+            r#"{{"credentials": {{"a": {{"cooldown_until_ms": {}}}}}, "routes": {{"p/m": {{"open_until_ms": {}}}}}}}"#,
+            3 * day,
+            5 * day
+        );
         assert_eq!(ttl_ms(&s, day), 4 * day);
         assert_eq!(ttl_ms(&s, 10 * day), day, "ends in the past: the floor");
     }

@@ -29,8 +29,7 @@ pub const CONFIG: &str = r#"{
     "fallback_providers": [{"provider": "tencent-token-plan", "model": "kimi2.5"}]
 }"#;
 
-pub const QUOTA: &str =
-    r#"{"error":{"message":"usage allocated quota exceeded.","type":"insufficient_quota","code":"quota_exceeded"}}"#;
+pub const QUOTA: &str = r#"{"error":{"message":"usage allocated quota exceeded.","type":"insufficient_quota","code":"quota_exceeded"}}"#;
 
 pub fn credentials() -> Vec<CredentialInfo> {
     ["ali-1", "ten-1"].map(|id| CredentialInfo { id: id.into(), fingerprint: format!("fp-{id}") }).to_vec()
@@ -56,12 +55,8 @@ pub fn broken(feature: &str) -> Vec<u8> {
     let out = target.join(format!("broken-{feature}.wasm"));
     let lock = std::fs::File::create(target.join("build.lock")).expect("lock file");
     lock.lock().expect("lock the broken-policy build");
-    let sources = [
-        crate_dir.join("src/lib.rs"),
-        crate_dir.join("build.rs"),
-        crate_dir.join("Cargo.toml"),
-        crate_dir.join("../../../wit/policy.wit"),
-    ];
+    let sources =
+        [crate_dir.join("src/lib.rs"), crate_dir.join("build.rs"), crate_dir.join("Cargo.toml"), crate_dir.join("../../../wit/policy.wit")];
     if !fresh(&out, &sources) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
@@ -73,11 +68,7 @@ pub fn broken(feature: &str) -> Vec<u8> {
             cmd.env_remove(var);
         }
         let output = cmd.output().expect("run cargo");
-        assert!(
-            output.status.success(),
-            "building the broken policy ({feature}) failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "building the broken policy ({feature}) failed:\n{}", String::from_utf8_lossy(&output.stderr));
         std::fs::copy(target.join("wasm32-wasip2/release/broken_policy.wasm"), &out).expect("copy the broken policy");
     }
     std::fs::read(&out).expect("read the broken policy")

