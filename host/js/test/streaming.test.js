@@ -216,3 +216,21 @@ test('the caller\'s AbortSignal after the commit errors the body it is reading',
     await assert.rejects(response.text(), { name: 'AbortError' });
     assert.equal((await ended).error?.name, 'AbortError');
   }));
+
+test('a key echoed in a streamed answer, split across reads, reaches the caller masked', async () => {
+  const key = SECRETS['p-1'];
+  const policy = await Policy.load(config({ baseUrl: (p) => `http://${p}.invalid/v1` }), { secrets: SECRETS });
+  const wire = `data: ${JSON.stringify(chunk(`you sent ${key}`, 'stop'))}\n\ndata: [DONE]\n\n`;
+  const at = wire.indexOf(key);
+  // The middle read is nothing but more of the key's beginning: it is held back, then masked.
+  const reads = [wire.slice(0, at + 3), wire.slice(at + 3, at + 8), wire.slice(at + 8)].map((s) => ({ data: Buffer.from(s) }));
+  const carrier = {
+    async open() {
+      return { head: { status: 200, headers: [['content-type', 'text/event-stream'], ['x-echo', key]] }, body: { async read() { return reads.shift() ?? { end: true }; }, close() {} } };
+    },
+  };
+  const { response } = await policy.call({ body: { model: 'x', stream: true, messages: MESSAGES } }, { carrier });
+  const text = await response.text();
+  assert.ok(!text.includes(key) && !response.headers.get('x-echo').includes(key), text);
+  assert.match(text, /"you sent \.\.\."/, 'a key under 16 characters is masked as ... alone');
+});
