@@ -114,8 +114,8 @@ export class Policy {
 
   /**
    * Runs `fn(engine, guest)`; after a call that changed the state (`mutates`: MUTATES, READS,
-   * WITH_AN_EVENT, or a function of the result saying whether it did), takes the snapshot a restart would restore, before the caller sees the
-   * result, so no change a caller saw is lost. A throw out of the guest (a trap, or a bug)
+   * WITH_AN_EVENT, or a function of the result saying whether it did), takes the snapshot a
+   * restart would restore, before the caller sees the result, so no change a caller saw is lost. A throw out of the guest (a trap, or a bug)
    * may leave it half-updated, so it is replaced (see #fault) and `fallback(mode, why)` decides
    * the call's outcome; without a fallback the caller gets a GuestTrap.
    */
@@ -302,9 +302,9 @@ export class Policy {
   /**
    * A driven call of `request` (contract 0.2.0): `{next(input) -> step, close()}`, the guest's
    * `driven-call` with faults contained (a fault makes the step a give-up); undefined for a
-   * policy without one (0.1.0). `timeoutMs` is the
-   * caller's own timeout: the call's deadline is the earlier of it and the config's
-   * `deadline_ms`. `call` carries the steps out; this is for an executor of one's own.
+   * policy without one (0.1.0). `timeoutMs` is the caller's own timeout: the call's deadline is
+   * the earlier of it and the config's `deadline_ms`. `call` carries the steps out; this is for
+   * an executor of one's own.
    */
   begin(request, { timeoutMs } = {}) {
     if (this.contract === '0.1.0') return undefined;
