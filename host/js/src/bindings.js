@@ -37,7 +37,7 @@ export async function compile(bytes) {
   if (!CONTRACTS.includes(contract)) throw new ContractError(exportName, CONTRACTS);
   const modules = new Map();
   for (const [name, data] of files) {
-    if (name.endsWith('.wasm')) modules.set(name, new WebAssembly.Module(data));
+    if (name.endsWith('.wasm')) modules.set(name, new WebAssembly.Module(/** @type {BufferSource} */ (data)));
   }
   const { source, rewrites } = fasterBindings(Buffer.from(files.get('policy.js')).toString('utf8'));
   const copy = ownCopies(source, hash);

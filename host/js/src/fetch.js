@@ -9,6 +9,10 @@ import { PolicyError } from './errors.js';
  * abort of its signal, which cancels the call whenever it comes). The answer's body comes as the
  * policy passes it on: a stream's events as they arrive once the first content came.
  */
+/**
+ * @param {import('./policy.js').Policy} policy
+ * @param {{prefix?: string, timeoutMs?: number | bigint}} [options]
+ */
 export function failoverFetch(policy, { prefix = '/v1', timeoutMs } = {}) {
   return async function fetchThroughPolicy(input, init) {
     const request = new Request(input, init);

@@ -67,6 +67,11 @@ export class Policy {
     return new Policy(entry, config, options);
   }
 
+  /**
+   * @param {any} entry
+   * @param {any} config
+   * @param {import('./index.js').LoadOptions} [options]
+   */
   constructor(entry, config, {
     state, secrets, credentials, clock, onEvent, send: syncSend, seed,
     failMode = 'open', maxCrashes = 3, crashWindowMs = 60_000, maxPayloadBytes = MiB,
@@ -306,6 +311,10 @@ export class Policy {
    * the earlier of it and the config's `deadline_ms`. `call` carries the steps out; this is for
    * an executor of one's own.
    */
+  /**
+   * @param {import('./index.js').Request} request
+   * @param {{timeoutMs?: number | bigint}} [options]
+   */
   begin(request, { timeoutMs } = {}) {
     if (this.contract === '0.1.0') return undefined;
     const req = encodeRequest(request);
@@ -346,6 +355,10 @@ export class Policy {
    * see carrier.js; scenarios use a scripted one in virtual time).
    * A 0.1.0 policy has no driven call: its calls go through the host-driven loop (`startCall`,
    * fetch, `onFailure`), which hands an event stream on unread.
+   */
+  /**
+   * @param {import('./index.js').Request} request
+   * @param {import('./index.js').CallOptions} [options]
    */
   async call(request, { signal, timeoutMs, fetch: fetchImpl, carrier } = {}) {
     const call = this.begin(request, { timeoutMs });
