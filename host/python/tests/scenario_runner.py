@@ -2,7 +2,8 @@
 
 Thin by design: it supplies the guest's imports (scripted `send`, a virtual clock, `emit` into the
 trace, `seed`) and compares. Every decision comes from the guest. It carries out the steps in
-`STEP_KINDS`; a scenario with any other (the driven call's `stream`, issue 16) is not run.
+`STEP_KINDS`; a `stream` step is a driven call carried out by the package's own `drive.Drive`
+against the script in virtual time (`scripted.ScriptedCarrier`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from typing import Any, Optional
 
 from failover_policy.clock import VirtualClock
 from failover_policy.component import Instance, compile_component
-from failover_policy.types import (CallSuccess, CredentialInfo, Event, HttpResponse, NoRoute,
-                                   Outbound, Request, Route, TransportFailure, TransportKind)
+from failover_policy.drive import Drive
+from failover_policy.errors import FailoverError
+from failover_policy.types import (CallFailure, CallInput, CallSuccess, CredentialInfo, Event, HttpResponse,
+                                   NoRoute, Outbound, Request, Route, Step, TransportFailure, TransportKind)
+from scripted import ScriptedCarrier
 
 OK_RESPONSE = {"status": 200, "headers": {"content-type": "application/json"},
                "body": {"id": "sim", "object": "chat.completion", "choices": [
                    {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}}
 DEFAULT_BODY = {"model": "placeholder", "messages": [{"role": "user", "content": "hello"}]}
-STEP_KINDS = ("advance_ms", "select", "call", "set_credentials", "script", "restart")
+STEP_KINDS = ("advance_ms", "select", "call", "stream", "set_credentials", "script", "restart")
 # What any step may carry besides its kind.
 STEP_CHECKS = ("expect", "events", "no_events")
 
@@ -99,10 +103,12 @@ class Run:
             self.clock.advance(r.get("delay_ms", 0))
             answer = HttpResponse(r.get("status", 200), list(r.get("headers", {}).items()),
                                   body_bytes(r.get("body")))
-        outcome = str(answer.status) if isinstance(answer, HttpResponse) else answer.kind.value
-        self.trace.append({"t": t, "step": self.step, "type": "send", "route": label(out.route), "outcome": outcome})
-        self.step_sends.append((out.route, outcome))
+        self.record_send(out.route, str(answer.status) if isinstance(answer, HttpResponse) else answer.kind.value, t)
         return answer
+
+    def record_send(self, route: Route, outcome: str, t: int) -> None:
+        self.trace.append({"t": t, "step": self.step, "type": "send", "route": label(route), "outcome": outcome})
+        self.step_sends.append((route, outcome))
 
     def now_ms(self) -> int:
         return self.clock.now_ms()
@@ -116,6 +122,64 @@ class Run:
 
     def seed_value(self) -> int:
         return self.seed
+
+
+class _InstanceCall:
+    """A driven call of a bare Instance, as `drive.Drive` takes it."""
+
+    def __init__(self, inst: Instance, handle: Any) -> None:
+        self._inst, self._handle = inst, handle
+
+    def next(self, given: CallInput) -> Step:
+        return self._inst.next(self._handle, given)
+
+    def close(self) -> None:
+        self._inst.drop(self._handle)
+
+
+@dataclass
+class Streamed:
+    """What a `stream` step's caller saw: when the head came (ms since start), what it read, the outcome."""
+
+    committed: int | None
+    delivered: bytes
+    got: CallSuccess | CallFailure
+
+
+def _stream(run: Run, inst: Instance, engine: Any, spec: dict[str, Any]) -> Streamed:
+    handle = inst.begin(engine, _request(spec.get("request")), spec.get("timeout_ms"))
+    drive = Drive(_InstanceCall(inst, handle), ScriptedCarrier(run.next_response, run.clock, run.record_send, run.t))
+    try:
+        head = drive.commit()
+    except FailoverError as exc:
+        return Streamed(None, b"", CallFailure(exc.error, exc.attempts))
+    committed = run.t()
+    delivered = bytearray()
+    try:
+        for data in drive:
+            delivered += data
+    except FailoverError:
+        pass  # a whole answer cut after its head: the outcome is in the drive
+    if drive.error is not None or drive.route is None:
+        return Streamed(committed, bytes(delivered), CallFailure(drive.error, drive.attempts))
+    answer = HttpResponse(head.status, head.headers, bytes(delivered))
+    return Streamed(committed, bytes(delivered), CallSuccess(answer, drive.route, drive.attempts))
+
+
+def _streamed_expect(expect: dict[str, Any], streamed: Streamed) -> list[str]:
+    diffs = []
+    if "committed" in expect and expect["committed"] != (streamed.committed is not None):
+        diffs.append(f"committed: expected {expect['committed']}, got {streamed.committed is not None}")
+    text = streamed.delivered.decode("utf-8", "replace")
+    diffs += [f"delivered text does not contain `{w}`: {text}" for w in expect.get("delivered_contains", []) if w not in text]
+    diffs += [f"delivered text holds `{w}`: {text}" for w in expect.get("delivered_excludes", []) if w in text]
+    return diffs
+
+
+def _result(got: CallSuccess | CallFailure) -> dict[str, Any]:
+    if isinstance(got, CallSuccess):
+        return {"ok": True, "route": label(got.route), "attempts": _attempts(got.attempts)}
+    return {"ok": False, "reason": got.error.reason.value, "message": got.error.message, "attempts": _attempts(got.attempts)}
 
 
 class _Imports:
@@ -182,7 +246,7 @@ def run_scenario(path: Path, wasm: Path | None = None) -> tuple[list[dict[str, A
             run.step, run.step_events, run.step_sends = i, [], []
         started = clock.now_ms()
         expect = step.get("expect", {})
-        what = "call" if "call" in step else "select" if "select" in step else "step"
+        what = next((k for k in ("call", "stream", "select") if k in step), "step")
         diffs: list[str] = []
         if "advance_ms" in step:
             clock.advance(step["advance_ms"])
@@ -202,13 +266,14 @@ def run_scenario(path: Path, wasm: Path | None = None) -> tuple[list[dict[str, A
                 diffs += _partial("route", expect.get("route", {}), got)
         elif "call" in step:
             got = inst.call(engine, _request(step["call"].get("request")))
-            ok = isinstance(got, CallSuccess)
-            if ok:
-                run.line("result", ok=True, route=label(got.route), attempts=_attempts(got.attempts))
-            else:
-                run.line("result", ok=False, reason=got.error.reason.value, message=got.error.message,
-                         attempts=_attempts(got.attempts))
+            run.line("result", **_result(got))
             diffs += _call_expect(expect, got, run.step_sends, clock.now_ms() - started)
+        elif "stream" in step:
+            streamed = _stream(run, inst, engine, step["stream"])
+            run.line("result", **_result(streamed.got), committed_t=streamed.committed,
+                     delivered=streamed.delivered.decode("utf-8", "replace"))
+            diffs += _call_expect(expect, streamed.got, run.step_sends, clock.now_ms() - started)
+            diffs += _streamed_expect(expect, streamed)
         elif "set_credentials" in step:
             creds = [CredentialInfo(c["id"], c["fingerprint"]) for c in step["set_credentials"]]
             inst.set_credentials(engine, creds)
@@ -221,7 +286,7 @@ def run_scenario(path: Path, wasm: Path | None = None) -> tuple[list[dict[str, A
             inst.drop(engine)
             run.line("restart")
             engine = create(snap)
-        if what != "call":
+        if what not in ("call", "stream"):
             diffs += _elapsed(expect, clock.now_ms() - started)
         for want in step.get("events", []):
             if not any((not want.get("kind") or e.kind.value == want["kind"])

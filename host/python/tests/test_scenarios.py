@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from scenario_runner import run_scenario, unsupported_steps
+from scenario_runner import run_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = ROOT / "tests" / "scenarios"
@@ -25,10 +25,6 @@ def test_scenarios_exist() -> None:
 
 @pytest.mark.parametrize(("path", "wasm"), CASES, ids=IDS)
 def test_scenario(path: Path, wasm: Path | None) -> None:
-    unsupported = unsupported_steps(json.loads(path.read_text()))
-    if unsupported:
-        pytest.skip(f"{path.stem}: steps {unsupported} need the driven call, which the Python host gains "
-                    "with issue 16")
     trace, failures = run_scenario(path, wasm)
     assert not failures, "\n".join(failures)
     golden = path.parent / "golden" / f"{path.stem}.jsonl"

@@ -5,7 +5,7 @@ HTTP, clock, events and secrets by credential id.
 """
 
 from .clock import SystemClock, VirtualClock
-from .errors import (ConfigError, ContractError, FailoverError, GuestTrap, NoRouteError, PolicyError,
+from .errors import (AnswerBroken, ConfigError, ContractError, FailoverError, GuestTrap, NoRouteError, PolicyError,
                      PrepareError, SwapError)
 from .events import EventLog
 from .policy import Policy
@@ -18,7 +18,7 @@ from .types import (Action, ActionKind, Attempt, CallProgress, CallSuccess, Chec
                     Start, TransportFailure, TransportKind)
 
 __all__ = [
-    "Action", "ActionKind", "AsyncFailoverTransport", "Attempt", "CallProgress", "CallSuccess",
+    "Action", "ActionKind", "AnswerBroken", "AsyncFailoverTransport", "Attempt", "CallProgress", "CallSuccess",
     "CheckReport", "Classified", "ConfigError", "ContractError", "CredentialState", "CredentialStatus", "Event",
     "EventKind", "EventLog", "FailoverError", "FailoverTransport", "FileStore", "FinalError", "GuestTrap",
     "HttpResponse", "NoRoute", "NoRouteError", "Outbound", "Policy", "PolicyError",

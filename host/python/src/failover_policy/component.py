@@ -30,14 +30,14 @@ from . import codec
 from . import types as t
 from .errors import ContractError
 from .limits import EpochTicker, Limits
-from .types import (Action, CallFailure, CallSuccess, CallProgress, CheckReport, Classified,
+from .types import (Action, CallFailure, CallInput, CallSuccess, CallProgress, CheckReport, Classified,
                     CredentialInfo, Event, FinalError, HttpResponse, NoRoute, Outbound, Request, Route,
-                    Start, TransportFailure, TransportKind)
+                    Start, Step, TransportFailure, TransportKind)
 
 log = logging.getLogger("failover_policy")
 
 # The contract versions this host speaks, oldest first. 0.2.0 keeps every 0.1.0 type and function
-# and adds the driven call (not used by this host yet), so both load through the same glue: only
+# and adds the driven call (`begin`, `driven-call.next`), so both load through the same glue: only
 # the versions in the interface keys differ.
 CONTRACTS = ("0.1.0", "0.2.0")
 POLICY_INTERFACE = "failover:policy/policy"
@@ -189,6 +189,8 @@ class Instance:
                  "[method]engine.start-call", "[method]engine.on-failure", "[method]engine.on-success", "[method]engine.prepare",
                  "[method]engine.call", "[method]engine.set-credentials", "[method]engine.snapshot",
                  "[method]engine.check"]
+        if self.contract != "0.1.0":
+            names += ["[method]engine.begin", "[method]driven-call.next"]
         # wasmtime-py's functions, and how each is called: compiled, or through wasmtime-py.
         self._funcs: dict[str, Any] = {}
         self._calls: dict[str, Callable[..., Any]] = {}
@@ -287,6 +289,19 @@ class Instance:
             return CallSuccess(t.dec_http_response(p.response), t.dec_route(p.route), attempts)
         return CallFailure(t.dec_final_error(p.error), attempts)
 
+    @property
+    def drives(self) -> bool:
+        """Whether the policy has the driven call (contract 0.2.0 on)."""
+        return "[method]engine.begin" in self._calls
+
+    def begin(self, eng: ResourceAny, request: Request, timeout_ms: Optional[int]) -> ResourceAny:
+        self.limits.payload("request body", len(request.body))
+        return self._call("[method]engine.begin", eng, t.enc_request(request), t.enc_call_options(timeout_ms))
+
+    def next(self, call: ResourceAny, given: CallInput) -> Step:
+        self.limits.payload("read", len(given.data))
+        return t.dec_step(self._call("[method]driven-call.next", call, t.enc_call_input(given)))
+
     def set_credentials(self, eng: ResourceAny, creds: list[CredentialInfo]) -> None:
         self._call("[method]engine.set-credentials", eng, t.enc_credentials(creds))
 
@@ -296,9 +311,10 @@ class Instance:
     def check(self, eng: ResourceAny) -> CheckReport:
         return t.dec_check_report(self._call("[method]engine.check", eng))
 
-    def drop(self, eng: ResourceAny) -> None:
+    def drop(self, handle: ResourceAny) -> None:
+        """Drops an engine or a driven call."""
         if not self.poisoned:
             try:
-                eng.drop(self._store)
+                handle.drop(self._store)
             except (wasmtime.WasmtimeError, wasmtime.Trap):
                 self.poisoned = True

@@ -41,6 +41,11 @@ class FailoverError(PolicyError):
         self.attempts = attempts
 
 
+class AnswerBroken(FailoverError):
+    """A committed answer broke off and the policy wrote no error event to say so (a whole answer
+    has none): raised to its reader, so the part read is never taken for all of it."""
+
+
 class PrepareError(PolicyError):
     """The guest could not rewrite a request for a route (e.g. the body is not JSON)."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from .types import (Action, ActionKind, CallProgress, Classified, FinalError, HttpResponse, NoRoute,
-                    Reason, Route, TransportFailure, TransportKind)
+                    Reason, Route, Step, StepKind, TransportFailure, TransportKind)
 
 FailMode = Literal["open", "closed"]
 
@@ -35,6 +35,11 @@ class Supervision:
 
 def final_error(why: str) -> FinalError:
     return FinalError(Reason.UNKNOWN, f"the failover policy failed ({why}); the host gave up on this call", None, [])
+
+
+def give_up(why: str) -> Step:
+    """The step that ends a driven call the policy failed in."""
+    return Step(StepKind.GIVE_UP, None, 0, None, b"", final_error(why), [], None, FAULT_RULE, why)
 
 
 def crash_loop_message(faults: int, window_s: float, why: str) -> str:

@@ -74,7 +74,7 @@ class HttpSender:
     """Sends outbounds with a pooled `httpx.Client` (a throwaway one when a fresh connection is asked)."""
 
     def __init__(self, client: Optional[httpx.Client] = None) -> None:
-        self._client = client or httpx.Client(follow_redirects=False)
+        self.client = client or httpx.Client(follow_redirects=False)
 
     def send(self, out: Outbound, secret: Optional[str]) -> HttpResponse | TransportFailure:
         """The answer with `secret` scrubbed from it, even when the provider echoes it."""
@@ -82,7 +82,7 @@ class HttpSender:
             if out.fresh_connection:
                 with httpx.Client(follow_redirects=False) as client:
                     return self._send(client, out, secret)
-            return self._send(self._client, out, secret)
+            return self._send(self.client, out, secret)
         except Exception as exc:  # any failure is a value for the guest
             return failure_of(exc, secret)
 
@@ -105,14 +105,14 @@ class HttpSender:
         return _scrubbed(resp, body, secret)
 
     def close(self) -> None:
-        self._client.close()
+        self.client.close()
 
 
 class AsyncHttpSender:
     """The same as HttpSender on `httpx.AsyncClient`, for event loops."""
 
     def __init__(self, client: Optional[httpx.AsyncClient] = None) -> None:
-        self._client = client or httpx.AsyncClient(follow_redirects=False)
+        self.client = client or httpx.AsyncClient(follow_redirects=False)
 
     async def send(self, out: Outbound, secret: Optional[str]) -> HttpResponse | TransportFailure:
         """The answer with `secret` scrubbed from it, even when the provider echoes it."""
@@ -120,7 +120,7 @@ class AsyncHttpSender:
             if out.fresh_connection:
                 async with httpx.AsyncClient(follow_redirects=False) as client:
                     return await self._send(client, out, secret)
-            return await self._send(self._client, out, secret)
+            return await self._send(self.client, out, secret)
         except Exception as exc:  # any failure is a value for the guest
             return failure_of(exc, secret)
 
@@ -143,4 +143,4 @@ class AsyncHttpSender:
         return _scrubbed(resp, body, secret)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.client.aclose()

@@ -24,9 +24,10 @@ from .events import EventLog
 from .fault import FailMode, Supervision
 from .limits import Limits
 from .http import ERROR_BODY_LIMIT, HttpSender
+from .upstream import HttpCarrier
 from .secrets import Scrub, Secrets
 from .store import FileStore, RedisStore
-from .types import (Action, CallFailure, CallProgress, CallSuccess, CheckReport, Classified, Event, EventKind, FinalError,
+from .types import (Action, CallFailure, CallInput, CallProgress, CallSuccess, Step, StepKind, CheckReport, Classified, Event, EventKind, FinalError,
                     Headers, HttpResponse, NoRoute, Outbound, Request, Route, Start,
                     TransportFailure, TransportKind)
 
@@ -85,6 +86,36 @@ class _Host:
 
     def seed(self) -> int:
         return _random.randbits(64)
+
+
+class DrivenCall:
+    """One driven call of a Policy (`Policy.begin`); `next` holds the policy's lock only while
+    the guest decides."""
+
+    def __init__(self, policy: "Policy", instance: Instance, handle: ResourceAny) -> None:
+        self._policy, self.instance, self.handle = policy, instance, handle
+        self._open = True
+
+    def next(self, given: CallInput) -> Step:
+        return self._policy._next(self, given)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._policy._drop(self)
+
+
+class FailedCall:
+    """A driven call the failed policy could not begin: it gives up at once, saying why."""
+
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    def next(self, given: CallInput) -> Step:
+        return fault.give_up(self._why)
+
+    def close(self) -> None:
+        pass
 
 
 class Policy:
@@ -286,6 +317,36 @@ class Policy:
             raise PrepareError(result)
         return result
 
+    @property
+    def drives(self) -> bool:
+        """Whether the running policy has the driven call (contract 0.2.0); a 0.1.0 one has not."""
+        return self._inst.drives
+
+    def begin(self, request: Request, timeout_ms: Optional[int] = None) -> "DrivenCall | FailedCall":
+        """A driven call: the guest decides each step (`DrivenCall.next`), the caller carries it
+        out (see `drive.Drive`). `timeout_ms` is the caller's own timeout, when it set one: the
+        call's deadline is the earlier of it and the config's `deadline_ms`."""
+        if not self.drives:
+            raise ContractError(f"{self.contract} (no driven call)", ("0.2.0",))
+        return self._guest(lambda i, e: DrivenCall(self, i, i.begin(e, request, timeout_ms)), mutates=False,
+                           fallback=lambda m, why: FailedCall(why))
+
+    def _next(self, call: "DrivenCall", given: CallInput) -> Step:
+        def next_step(inst: Instance, _engine: ResourceAny) -> Step:
+            if inst is not call.instance:
+                return fault.give_up("the policy was restarted or swapped during the call")
+            return inst.next(call.handle, given)
+
+        step = self._guest(next_step, mutates="events", fallback=lambda m, why: fault.give_up(why))
+        if step.kind in (StepKind.DONE, StepKind.GIVE_UP):
+            self._guest(lambda i, e: None)  # the call's outcome is in the state: snapshot and save it
+        return step
+
+    def _drop(self, call: "DrivenCall") -> None:
+        with self._lock:
+            if self._inst is call.instance:
+                self._inst.drop(call.handle)
+
     def call(self, request: Request) -> CallSuccess:
         """The guest-driven loop; raises FailoverError with the policy's final message."""
         result = self._guest(lambda i, e: i.call(e, request),
@@ -402,6 +463,10 @@ class Policy:
 
     def secret(self, credential: str) -> Optional[str]:
         return self._host.secrets.get(credential)
+
+    def carrier(self, fresh: Optional[Callable[[], httpx.Client]] = None) -> HttpCarrier:
+        """What a driven call is carried out with: this policy's HTTP client, secrets and clock."""
+        return HttpCarrier(self._host.sender.client, self.secret, self._host.clock.sleep_ms, fresh)
 
     @staticmethod
     def _failure(status: int, headers: Mapping[str, str] | Headers | None, body: bytes | str | Any,

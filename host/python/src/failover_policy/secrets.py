@@ -63,6 +63,26 @@ class Scrub:
                      if data.endswith(self._secret[:n])), 0)
 
 
+class ScrubStream:
+    """`Scrub` over a body read in pieces: the bytes at a piece's end that could begin the secret
+    are held back until the next piece says whether they do, so a secret split across two reads
+    is caught whole."""
+
+    def __init__(self, scrub: Scrub) -> None:
+        self._scrub, self._held = scrub, b""
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._scrub.bytes(self._held + data)
+        keep = self._scrub.partial_at_end(data)
+        self._held = data[len(data) - keep:] if keep else b""
+        return data[:len(data) - keep]
+
+    def flush(self) -> bytes:
+        """What is held back, once the body has ended."""
+        held, self._held = self._held, b""
+        return held
+
+
 def credential_env_vars(config: Mapping[str, Any]) -> dict[str, str]:
     """credential id -> environment variable, from `providers.*.credentials[]`.
 

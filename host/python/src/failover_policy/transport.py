@@ -6,24 +6,32 @@ Usage with the OpenAI SDK (pass `max_retries=0`: the SDK's own retries would fig
                            http_client=httpx.Client(transport=FailoverTransport(policy)))
 
 The path under `mount` (default `/v1`) of the client's URL becomes the request path under each
-provider's base URL; the guest's `prepare` rewrites URL, model and auth. Both transports drive
-the decision API (start_call, prepare, send, on_success/on_failure, wait), so the policy's lock is
-held only while it decides, never during HTTP or a wait. A call starts as the guest's
-`start_call` says: at once, or after a wait for the earliest route when nothing is usable yet
-but that route fits the call's wait budget, or not at all (the final error, per provider why). When the policy gives up, the caller
-gets one error response (OpenAI error shape carrying the policy's final message, which SDKs raise
-as their status error) or, with `raise_errors=True`, a `FailoverError`.
+provider's base URL; the guest's `prepare` rewrites URL, model and auth.
+
+A 0.2.0 policy drives each call (`Policy.begin`, carried out by `drive`): the caller gets the
+response once the guest commits to an answer, and reads its body as it arrives, streamed or not;
+the policy's lock is held only while it decides, never during HTTP or a wait. The call's deadline
+is the earlier of the config's `deadline_ms` and the timeout the client passes with the request.
+A 0.1.0 policy has no driven call: its transports read whole answers through the decision API
+(start_call, prepare, send, on_success/on_failure).
+
+When the policy gives up before an answer, the caller gets one error response (OpenAI error
+shape carrying the policy's final message, which SDKs raise as their status error) or, with
+`raise_errors=True`, a `FailoverError`. An answer that breaks off later ends with the error
+event the policy wrote, or, when it wrote none, its reader raises `AnswerBroken`.
 """
 
 from __future__ import annotations
 
-from typing import Generator, Optional
+from typing import Any, AsyncIterator, Generator, Iterator, Optional
 
 import httpx
 
+from .drive import AsyncDrive, Drive
 from .errors import FailoverError
 from .http import AsyncHttpSender
 from .policy import Policy
+from .upstream import AsyncHttpCarrier
 from .types import (ActionKind, Attempt, FinalError, HttpResponse, Outbound, Request,
                     TransportFailure)
 
@@ -40,6 +48,34 @@ def policy_request(request: httpx.Request, mount: str) -> Request:
         path = path[len(mount):] or "/"
     headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _DROP_REQUEST_HEADERS]
     return Request(path=path, method=request.method, headers=headers, body=request.content)
+
+
+def timeout_ms(request: httpx.Request) -> Optional[int]:
+    """The caller's timeout for the request (the SDK's `timeout`, passed as httpx's read timeout)."""
+    read = (request.extensions.get("timeout") or {}).get("read")
+    return None if read is None else max(1, round(read * 1000))
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, drive: Drive) -> None:
+        self._drive = drive
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._drive)
+
+    def close(self) -> None:
+        self._drive.close()
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, drive: AsyncDrive) -> None:
+        self._drive = drive
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._drive.__aiter__()
+
+    async def aclose(self) -> None:
+        await self._drive.aclose()
 
 
 def decisions(policy: Policy, req: Request) -> Generator[Step, Outcome, HttpResponse]:
@@ -82,6 +118,12 @@ def _last_status(attempts: list[Attempt]) -> int:
 
 
 class _Base:
+    # The httpx the caller's client is built on, and the streams its responses take: httpx here;
+    # `transport_httpx2` swaps in httpx2 (the `anthropic` SDK's fork of it).
+    hx: Any = httpx
+    body: Any = _Body
+    async_body: Any = _AsyncBody
+
     def __init__(self, policy: Policy, mount: str = "/v1", raise_errors: bool = False) -> None:
         self.policy = policy
         self.mount = mount.rstrip("/")
@@ -96,11 +138,10 @@ class _Base:
             raise exc
         status, reason, retry_at = _last_status(exc.attempts), exc.reason.value, exc.retry_at_ms
         body = {"error": {"message": str(exc), "type": "failover_error", "code": reason, "retry_at_ms": retry_at}}
-        return httpx.Response(status, json=body, headers={"x-failover-reason": reason}, request=request)
+        return self.hx.Response(status, json=body, headers={"x-failover-reason": reason}, request=request)
 
-    @staticmethod
-    def _response(resp: HttpResponse, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(resp.status, headers=resp.headers, content=resp.body, request=request)
+    def _response(self, resp: HttpResponse, request: httpx.Request) -> httpx.Response:
+        return self.hx.Response(resp.status, headers=resp.headers, content=resp.body, request=request)
 
 
 class FailoverTransport(_Base, httpx.BaseTransport):
@@ -108,7 +149,19 @@ class FailoverTransport(_Base, httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
-        loop = decisions(self.policy, policy_request(request, self.mount))
+        req = policy_request(request, self.mount)
+        if self.policy.drives:
+            drive = Drive(self.policy.begin(req, timeout_ms(request)), self.policy.carrier())
+            try:
+                head = drive.commit()
+            except FailoverError as exc:
+                return self._error(exc, request)
+            return self.hx.Response(head.status, headers=head.headers, stream=self.body(drive), request=request)
+        return self._whole(req, request)
+
+    def _whole(self, req: Request, request: httpx.Request) -> httpx.Response:
+        """A 0.1.0 policy's call: the whole answer, through the decision API."""
+        loop = decisions(self.policy, req)
         try:
             step = next(loop)
             while True:
@@ -132,10 +185,23 @@ class AsyncFailoverTransport(_Base, httpx.AsyncBaseTransport):
                  client: Optional[httpx.AsyncClient] = None) -> None:
         super().__init__(policy, mount, raise_errors)
         self._sender = AsyncHttpSender(client)
+        self._carrier = AsyncHttpCarrier(self._sender.client, policy.secret, policy.wait_ms)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
-        loop = decisions(self.policy, policy_request(request, self.mount))
+        req = policy_request(request, self.mount)
+        if self.policy.drives:
+            drive = AsyncDrive(self.policy.begin(req, timeout_ms(request)), self._carrier)
+            try:
+                head = await drive.commit()
+            except FailoverError as exc:
+                return self._error(exc, request)
+            return self.hx.Response(head.status, headers=head.headers, stream=self.async_body(drive), request=request)
+        return await self._whole(req, request)
+
+    async def _whole(self, req: Request, request: httpx.Request) -> httpx.Response:
+        """A 0.1.0 policy's call: the whole answer, through the decision API."""
+        loop = decisions(self.policy, req)
         try:
             step = next(loop)
             while True:

@@ -255,6 +255,59 @@ class CheckReport:
     findings: list[str]
 
 
+# ---- the driven call (contract 0.2.0) ----
+
+class StepKind(str, Enum):
+    SEND = "send"
+    READ = "read"
+    SLEEP = "sleep"
+    DONE = "done"
+    GIVE_UP = "give-up"
+
+
+class InputKind(str, Enum):
+    START = "start"
+    HEAD = "head"
+    DATA = "data"
+    END = "end"
+    TIMED_OUT = "timed-out"
+    FAILED = "failed"
+    SLEPT = "slept"
+
+
+@dataclass(frozen=True)
+class ResponseHead:
+    status: int
+    headers: Headers
+
+
+@dataclass(frozen=True)
+class CallInput:
+    """What came of the last step: `head` after a send, `data` (never empty) after a read,
+    `failure` after a transport error."""
+
+    kind: InputKind
+    head: Optional[ResponseHead] = None
+    data: bytes = b""
+    failure: Optional[TransportFailure] = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """What to do next in a driven call (wit/policy.wit `step`)."""
+
+    kind: StepKind
+    outbound: Optional[Outbound]
+    within_ms: int
+    commit: Optional[ResponseHead]
+    deliver: bytes
+    error: Optional[FinalError]
+    attempts: list[Attempt]
+    route: Optional[Route]
+    rule: str
+    why: str
+
+
 # ---- checks: wasmtime-py does not range-check integers, so a bad one would wrap silently ----
 
 def check_int(name: str, value: Any, maximum: int) -> int:
@@ -332,6 +385,17 @@ def enc_credentials(creds: list[CredentialInfo]) -> list[Record]:
                     fingerprint=check_str("fingerprint", c.fingerprint)) for c in creds]
 
 
+def enc_call_options(timeout_ms: Optional[int]) -> Record:
+    return _record(timeout_ms=None if timeout_ms is None else check_int("timeout_ms", timeout_ms, U64))
+
+
+def enc_call_input(i: CallInput) -> Record:
+    head = None if i.head is None else _record(status=check_int("status", i.head.status, U16),
+                                                   headers=_headers(i.head.headers))
+    return _record(kind=InputKind(i.kind).value, head=head, data=bytes(i.data),
+                   failure=_opt(i.failure, enc_transport_failure))
+
+
 # ---- decoding (WIT -> Python) ----
 
 def _get(rec: Any, name: str) -> Any:
@@ -406,6 +470,13 @@ def dec_outbound(o: Any) -> Outbound:
 def dec_attempt(a: Any) -> Attempt:
     return Attempt(dec_route(a.route), _get(a, "at_ms"), a.outcome, _opt(a.classified, dec_classified),
                    _opt(a.action, dec_action))
+
+
+def dec_step(s: Any) -> Step:
+    commit = _opt(s.commit, lambda h: ResponseHead(h.status, dec_headers(h.headers)))
+    return Step(StepKind(s.kind), _opt(s.outbound, dec_outbound), _get(s, "within_ms"), commit, bytes(s.deliver),
+                _opt(s.error, dec_final_error), [dec_attempt(a) for a in s.attempts], _opt(s.route, dec_route),
+                s.rule, s.why)
 
 
 def dec_check_report(c: Any) -> CheckReport:
