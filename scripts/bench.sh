@@ -17,6 +17,7 @@ cargo bench --locked -p failover-host --bench policy -- --warm-up-time 0.3 --mea
 python3 host/python/bench/bench.py --budget "$secs" --json "$out/python.json" 2>/dev/null | tee "$out/python.txt"
 node host/js/bench/bench.mjs --budget "$secs" --json "$out/js.json" | tee "$out/js.txt"
 cargo run --quiet --release --locked -p failover-host --example stream_costs | tee "$out/streams.md"
+node host/js/bench/stream.mjs | tee "$out/js-streams.md"
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$target" "$load_before" "$load_after" <<'EOF'
@@ -145,6 +146,11 @@ w("What the guest's judgement of a stream costs per event (framing, judging, hol
   "passing on), natively and through the component, and what a driven call adds to the time to "
   "first token over loopback HTTP (`host/rust/examples/stream_costs.rs`):\n")
 w((out / "streams.md").read_text())
+w("### JS host (issue 17)\n")
+w("The same stream from a loopback provider, read with fetch directly and through `failoverFetch`, "
+  "in turns; and a stream from an in-memory carrier, so that only the executor (`drive.js`) and the "
+  "guest are timed (`host/js/bench/stream.mjs`):\n")
+w((out / "js-streams.md").read_text())
 notes = Path("host/rust/benches/where-the-time-goes.md")
 if notes.exists():
     w(notes.read_text())

@@ -9,3 +9,5 @@ cargo fmt --manifest-path guest/Cargo.toml -- --check
 cargo fmt --manifest-path tests/policies/broken/Cargo.toml -- --check
 cargo clippy --manifest-path guest/Cargo.toml --all-targets --locked -- -D warnings
 cargo clippy --release --locked -p failover-host --all-targets -- -D warnings
+(cd host/python && ruff check .)
+(cd host/js && npm run --silent lint)

@@ -546,7 +546,7 @@ impl DrivenCall {
         self.send(engine, now, deliver, "stream.resume", why)
     }
 
-    /// Ends a committed answer with an error event the caller's SDK raises.
+    /// Ends a committed answer: a stream with an error event the caller's SDK raises.
     fn end_in_band(
         &mut self,
         engine: &Engine,
@@ -563,7 +563,11 @@ impl DrivenCall {
             self.answer.delivered,
             classified.message
         );
-        deliver.extend(resume::error_event(self.answer.format.unwrap_or(Format::Generic), classified.reason, &message));
+        // A stream says it in its own format; a whole answer (no format) has no in-band way, so
+        // nothing is delivered and the host fails the caller's read instead.
+        if let Some(format) = self.answer.format {
+            deliver.extend(resume::error_event(format, classified.reason, &message));
+        }
         env.emit(Event {
             kind: EventKind::StreamFailed,
             at_ms: now,

@@ -8,7 +8,7 @@ import { ContractError } from './errors.js';
 
 /**
  * The contract versions this host speaks, oldest first. 0.2.0 keeps every 0.1.0 type and
- * function and adds the driven call (not used by this host yet), so both load through the same
+ * function and adds the driven call (`Policy.begin`), so both load through the same
  * glue: only the version in the export key differs (jco's import keys carry none).
  */
 export const CONTRACTS = ['0.1.0', '0.2.0'];
@@ -37,7 +37,7 @@ export async function compile(bytes) {
   if (!CONTRACTS.includes(contract)) throw new ContractError(exportName, CONTRACTS);
   const modules = new Map();
   for (const [name, data] of files) {
-    if (name.endsWith('.wasm')) modules.set(name, new WebAssembly.Module(data));
+    if (name.endsWith('.wasm')) modules.set(name, new WebAssembly.Module(/** @type {BufferSource} */ (data)));
   }
   const { source, rewrites } = fasterBindings(Buffer.from(files.get('policy.js')).toString('utf8'));
   const copy = ownCopies(source, hash);
@@ -174,7 +174,7 @@ function str(v, what) {
   return v;
 }
 
-function uint(v, what, bits) {
+export function uint(v, what, bits) {
   const n = typeof v === 'bigint' ? v : Number.isInteger(v) ? BigInt(v) : null;
   if (n === null || n < 0n || n >= 1n << BigInt(bits)) throw new TypeError(`${what} must be an integer in u${bits}`);
   return bits === 64 ? n : Number(n);
@@ -300,6 +300,16 @@ class Guest {
 
 /** jco puts a resource's destructor under this symbol. */
 const DISPOSE = Symbol.dispose ?? Symbol.for('dispose');
+
+/** Frees a resource (a driven call) in the guest now; false when it was already freed. */
+export function dispose(resource) {
+  try {
+    resource[DISPOSE]();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Runs a result-returning export: jco returns the ok value and throws the err payload. */
 export function tagged(fn) {

@@ -5,8 +5,15 @@ import { PolicyError } from './errors.js';
 /**
  * `prefix` is the path part of the caller's baseURL: what follows it is the path under each
  * provider's own base URL, which the guest's `prepare` joins (with the model and key of the route).
+ * `timeoutMs` is the caller's deadline for each call (an SDK's own timeout arrives only as an
+ * abort of its signal, which cancels the call whenever it comes). The answer's body comes as the
+ * policy passes it on: a stream's events as they arrive once the first content came.
  */
-export function failoverFetch(policy, { prefix = '/v1' } = {}) {
+/**
+ * @param {import('./policy.js').Policy} policy
+ * @param {{prefix?: string, timeoutMs?: number | bigint}} [options]
+ */
+export function failoverFetch(policy, { prefix = '/v1', timeoutMs } = {}) {
   return async function fetchThroughPolicy(input, init) {
     const request = new Request(input, init);
     const url = new URL(request.url);
@@ -15,7 +22,7 @@ export function failoverFetch(policy, { prefix = '/v1' } = {}) {
     try {
       const { response } = await policy.call(
         { path: path + url.search, method: request.method, headers: [...request.headers], body },
-        { signal: init?.signal ?? undefined },
+        { signal: init?.signal ?? undefined, timeoutMs },
       );
       return response;
     } catch (e) {

@@ -15,6 +15,11 @@ import { Scrub } from './secrets.js';
  * bytes and streams the rest. Rejects only when the caller's `signal` aborts. Neither the guest
  * nor the caller sees `secret` in what comes back, even when the provider echoes it.
  */
+/**
+ * @param {any} outbound
+ * @param {string | undefined} secret
+ * @param {{signal?: AbortSignal, fetchImpl?: typeof fetch, succeeded?: (r: any) => boolean}} [options]
+ */
 export async function send(outbound, secret, { signal, fetchImpl = fetch, succeeded } = {}) {
   const scrub = new Scrub(secret);
   const headers = new Headers();

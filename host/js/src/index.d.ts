@@ -65,6 +65,65 @@ export interface Outbound {
 
 export interface Attempt { route: Route; atMs: bigint; outcome: string; classified?: Classified; action?: Action }
 
+/** How a call's answer ended, once its body was read to its end (or the call was cancelled). */
+export interface Ended {
+  /** The route that answered (undefined when the answer broke off). */
+  route?: Route;
+  attempts: Attempt[];
+  /** Set when a committed answer broke off (a stream then ended with an error event; a whole answer's read failed). */
+  error?: Error;
+}
+
+export interface Answer {
+  /** Its body comes as the policy passes it on: nothing before the commit, then the answer as it arrives. */
+  response: Response;
+  route: Route;
+  ended: Promise<Ended>;
+}
+
+export interface ResponseHead { status: number; headers: Header[] }
+
+/** What came of a driven call's step (WIT `call-input`). */
+export interface CallInput {
+  kind: 'start' | 'head' | 'data' | 'end' | 'timed-out' | 'failed' | 'slept';
+  head?: ResponseHead; data: Uint8Array; failure?: { kind: TransportKind; message: string };
+}
+
+/** What the host does next in a driven call (WIT `step`); every limit is folded into `withinMs`. */
+export interface Step {
+  kind: 'send' | 'read' | 'sleep' | 'done' | 'give-up';
+  outbound?: Outbound; withinMs: bigint; commit?: ResponseHead; deliver: Uint8Array;
+  error?: FinalError; attempts: Attempt[]; route?: Route; rule: string; why: string;
+}
+
+/** A driven call (contract 0.2.0): the guest decides each step; `close` frees it. */
+export interface DrivenCall { next(input: CallInput): Step; close(): void }
+
+/** What a carrier reports of one read of a body. */
+export type Read = { data: Uint8Array } | { end: true } | { timedOut: true } | { failure: { transport: TransportKind; message?: string } };
+
+/**
+ * Where a driven call's sends go (default: HTTP over fetch). Each wait is bounded by `withinMs`;
+ * promises reject only with the caller's abort reason.
+ */
+export interface Carrier {
+  open(outbound: Outbound, secret: string | undefined, withinMs: number, signal?: AbortSignal): Promise<
+    | { head: { status: number; statusText?: string; headers: Array<[string, string]> }; body: { read(withinMs: number): Promise<Read>; close(): void } }
+    | { timedOut: true }
+    | { failure: { transport: TransportKind; message?: string } }>;
+}
+
+export interface CallOptions {
+  /** Cancels the attempt in flight and any wait; after the commit it errors the body. */
+  signal?: AbortSignal;
+  /** The caller's deadline for the whole call: the earlier of it and the config's `deadline_ms` bounds attempts and waits. */
+  timeoutMs?: number | bigint;
+  /** Used instead of the global fetch; receives a `dispatcher` for a fresh connection, which it may ignore. */
+  fetch?: typeof fetch;
+  /** Where sends go instead of fetch (a scripted carrier in virtual time, for scenarios). Not used by a 0.1.0 policy. */
+  carrier?: Carrier;
+}
+
 export interface Clock {
   now(): number;
   /** Blocks (used only by the guest-driven `callSync`). */
@@ -146,9 +205,14 @@ export class Policy {
   readonly contract: '0.1.0' | '0.2.0';
   setSecrets(secrets?: Record<string, string>): void;
   setCredentials(credentials: Array<{ id: string; fingerprint: string }>): void;
-  /** @throws PolicyError with the policy's final message; PayloadTooLarge for a body over the limit. */
-  call(request: Request, options?: { signal?: AbortSignal; fetch?: typeof fetch }):
-    Promise<{ response: Response; route: Route; attempts: Attempt[] }>;
+  /**
+   * Resolves once the policy committed to an answer (nothing of a failed attempt reaches the
+   * caller). @throws PolicyError with the policy's final message; PayloadTooLarge for a body
+   * over the limit; the signal's reason when it aborts.
+   */
+  call(request: Request, options?: CallOptions): Promise<Answer>;
+  /** A driven call to carry out oneself; undefined for a 0.1.0 policy. */
+  begin(request: Request, options?: { timeoutMs?: number | bigint }): DrivenCall | undefined;
   callSync(request: Request): { response: { status: number; headers: Header[]; body: Uint8Array }; route: Route; attempts: Attempt[] };
   /**
    * @throws SwapError and keeps the current policy when the new one does not validate (or speaks
@@ -159,7 +223,7 @@ export class Policy {
   swap(wasm: string | URL | Uint8Array | ArrayBuffer): Promise<{ policy: string; schema: number }>;
 }
 
-export function failoverFetch(policy: Policy, options?: { prefix?: string }): typeof fetch;
+export function failoverFetch(policy: Policy, options?: { prefix?: string; timeoutMs?: number | bigint }): typeof fetch;
 
 export class ConfigError extends Error { field: string }
 export class PolicyError extends Error {

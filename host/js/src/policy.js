@@ -2,7 +2,7 @@
 // decision (route, retry, rotate, fall back, wait, give up, messages) comes from the guest.
 import { readFile } from 'node:fs/promises';
 import {
-  compile, instantiate, tagged, encodeRoute, encodeFailure, encodeProgress, encodeRequest, encodeCredentials,
+  compile, instantiate, tagged, dispose, uint, encodeRoute, encodeFailure, encodeProgress, encodeRequest, encodeCredentials,
   encodeResponse, MAX_ERROR_BODY,
 } from './bindings.js';
 import { hostImports } from './host.js';
@@ -10,6 +10,8 @@ import { SystemClock } from './clock.js';
 import { Events } from './events.js';
 import { resolveSecrets, credentialInfo, Scrub } from './secrets.js';
 import { send } from './http.js';
+import { drive } from './drive.js';
+import { httpCarrier } from './carrier.js';
 import { ConfigError, GuestTrap, PayloadTooLarge, PolicyError, SwapError } from './errors.js';
 import { FAULT_RULE, closedMessage, crashLoopMessage, describe, failedAction, finalError, succeeded as faultSucceeded } from './fault.js';
 
@@ -65,6 +67,11 @@ export class Policy {
     return new Policy(entry, config, options);
   }
 
+  /**
+   * @param {any} entry
+   * @param {any} config
+   * @param {import('./index.js').LoadOptions} [options]
+   */
   constructor(entry, config, {
     state, secrets, credentials, clock, onEvent, send: syncSend, seed,
     failMode = 'open', maxCrashes = 3, crashWindowMs = 60_000, maxPayloadBytes = MiB,
@@ -111,9 +118,9 @@ export class Policy {
   }
 
   /**
-   * Runs `fn(engine, guest)`; after a call that changed the state (`mutates`: MUTATES, READS or
-   * WITH_AN_EVENT), takes the snapshot a restart would restore, before the caller sees the
-   * result, so no change a caller saw is lost. A throw out of the guest (a trap, or a bug)
+   * Runs `fn(engine, guest)`; after a call that changed the state (`mutates`: MUTATES, READS,
+   * WITH_AN_EVENT, or a function of the result saying whether it did), takes the snapshot a
+   * restart would restore, before the caller sees the result, so no change a caller saw is lost. A throw out of the guest (a trap, or a bug)
    * may leave it half-updated, so it is replaced (see #fault) and `fallback(mode, why)` decides
    * the call's outcome; without a fallback the caller gets a GuestTrap.
    */
@@ -122,7 +129,7 @@ export class Policy {
     try {
       const emitted = this.#emitted;
       const out = fn(this.#engine, this.#guest);
-      if (mutates === MUTATES || (mutates === WITH_AN_EVENT && this.#emitted !== emitted)) {
+      if (mutates === MUTATES || (mutates === WITH_AN_EVENT && this.#emitted !== emitted) || (typeof mutates === 'function' && mutates(out))) {
         this.#last = this.#engine.snapshot();
       }
       return out;
@@ -298,15 +305,69 @@ export class Policy {
   }
 
   /**
-   * Carries `request` ({path, method, headers, body}) through the policy over fetch. Resolves to
-   * `{response, route, attempts}` (a fetch Response: an event stream unread, any other answer
-   * replaying the 64 KiB the guest judged, then streaming the rest); rejects with a PolicyError
-   * carrying the guest's final message.
-   * The call starts as `startCall` says: at once, after a wait for the earliest route within the
-   * wait budget, or not at all. What `succeeded` calls an answer is success (an event stream's
-   * 2xx is, unread); anything else is a failure for the guest to classify.
+   * A driven call of `request` (contract 0.2.0): `{next(input) -> step, close()}`, the guest's
+   * `driven-call` with faults contained (a fault makes the step a give-up); undefined for a
+   * policy without one (0.1.0). `timeoutMs` is the caller's own timeout: the call's deadline is
+   * the earlier of it and the config's `deadline_ms`. `call` carries the steps out; this is for
+   * an executor of one's own.
    */
-  async call(request, { signal, fetch: fetchImpl } = {}) {
+  /**
+   * @param {import('./index.js').Request} request
+   * @param {{timeoutMs?: number | bigint}} [options]
+   */
+  begin(request, { timeoutMs } = {}) {
+    if (this.contract === '0.1.0') return undefined;
+    const req = encodeRequest(request);
+    this.#bound('the request body', req.body);
+    const options = { timeoutMs: timeoutMs === undefined ? undefined : uint(timeoutMs, 'timeoutMs', 64) };
+    const call = this.#run(READS, (e) => e.begin(req, options), (mode, why) => { throw new PolicyError(finalError(why)); });
+    const engine = this.#engine;
+    const gaveUp = (why) => ({
+      kind: 'give-up', outbound: undefined, withinMs: 0n, commit: undefined, deliver: new Uint8Array(),
+      error: finalError(why), attempts: [], route: undefined, rule: FAULT_RULE, why,
+    });
+    return {
+      next: (input) => {
+        if (this.#engine === engine) return this.#run(stepChanges, () => call.next(input), (mode, why) => gaveUp(why));
+        // Begun before a swap or restart: it ends on the instance it began on (what it records
+        // there is not carried over), and a failure there is no fault of the running one.
+        try {
+          return call.next(input);
+        } catch (e) {
+          return gaveUp(describe(e));
+        }
+      },
+      close: () => dispose(call),
+    };
+  }
+
+  /**
+   * Carries `request` ({path, method, headers, body}) through the policy. Resolves, once the
+   * policy has committed to an answer, to `{response, route, ended}`: a fetch Response whose
+   * body comes as the policy passes it on (a stream's events as they arrive), the route that
+   * answered, and a promise of `{route, attempts, error}` once the body has been read to its
+   * end (`error` set when a committed answer broke off: a stream then ends with an error event
+   * in its own format, a whole answer's read fails). Rejects with a PolicyError carrying the
+   * guest's final message when nothing could be answered, or with `signal`'s reason.
+   * Options: `signal` (cancels the attempt in flight and any wait, and a committed body),
+   * `timeoutMs` (the caller's own deadline for the whole call), `fetch` (given a `dispatcher`
+   * for a fresh connection, which it may ignore), `carrier` (where sends go instead of fetch:
+   * see carrier.js; scenarios use a scripted one in virtual time).
+   * A 0.1.0 policy has no driven call: its calls go through the host-driven loop (`startCall`,
+   * fetch, `onFailure`), which hands an event stream on unread.
+   */
+  /**
+   * @param {import('./index.js').Request} request
+   * @param {import('./index.js').CallOptions} [options]
+   */
+  async call(request, { signal, timeoutMs, fetch: fetchImpl, carrier } = {}) {
+    const call = this.begin(request, { timeoutMs });
+    if (!call) return this.#callWithoutDriving(request, { signal, fetchImpl });
+    return drive(call, { carrier: carrier ?? httpCarrier({ fetchImpl }), secrets: this.#secrets, clock: this.#clock, signal });
+  }
+
+  /** A 0.1.0 policy's call: the decision API over fetch (see `call`). */
+  async #callWithoutDriving(request, { signal, fetchImpl }) {
     const req = encodeRequest(request);
     this.#bound('the request body', req.body);
     const attempts = [];
@@ -322,7 +383,7 @@ export class Policy {
       if (sent.ok) {
         this.onSuccess(route);
         attempts.push({ route, atMs, outcome: String(sent.response.status), classified: undefined, action: undefined });
-        return { response: sent.response, route, attempts };
+        return { response: sent.response, route, ended: Promise.resolve({ route, attempts, error: undefined }) };
       }
       const action = this.onFailure(route, sent.failure, progress);
       const outcome = sent.failure.transport ?? String(sent.failure.status);
@@ -402,6 +463,13 @@ export class Policy {
 const MUTATES = 'mutates';
 const READS = 'reads';
 const WITH_AN_EVENT = 'with-an-event';
+
+/**
+ * Whether a driven call's step changed the state: a start, a failure's decision (a send, a
+ * sleep, a give-up), a commit (the route answered) do; a read of the next bytes does not, so
+ * passing an answer on costs no snapshot per event.
+ */
+const stepChanges = (step) => step.kind !== 'read' || step.commit !== undefined;
 
 async function readWasm(wasm) {
   if (typeof wasm === 'string' || wasm instanceof URL) {

@@ -12,9 +12,11 @@ test('429 quota on the primary falls back, with the secret and model of each rou
   const mock = await startMockProvider({ 'alibaba-coding-plan': () => QUOTA_429 });
   try {
     const policy = await Policy.load(initCooldownConfig(mock), { secrets: SECRETS });
-    const { response, route, attempts } = await policy.call(REQUEST);
+    const { response, route, ended } = await policy.call(REQUEST);
     assert.equal(response.status, 200);
     assert.equal(route.provider, 'tencent-token-plan');
+    await response.text();
+    const { attempts } = await ended;
     assert.deepEqual(attempts.map((a) => [a.route.provider, a.outcome, a.action?.kind]),
       [['alibaba-coding-plan', '429', 'fall-back'], ['tencent-token-plan', '200', undefined]]);
     assert.equal(attempts[0].classified.reason, 'quota-exhausted');
@@ -53,9 +55,10 @@ test('the retry after a 401 goes over a new connection; other attempts use the p
     const spy = (url, init) => { fresh.push(init.dispatcher !== undefined); return fetch(url, init); };
     for (let i = 0; i < 4; i += 1) await (await policy.call(REQUEST, { fetch: spy })).response.text();
     reject401 = 1;
-    const { response, attempts } = await policy.call(REQUEST, { fetch: spy });
-    assert.deepEqual(attempts.map((a) => [a.outcome, a.action?.rule]), [['401', 'auth.fresh-retry'], ['200', undefined]]);
+    const { response, ended } = await policy.call(REQUEST, { fetch: spy });
     assert.equal((await response.json()).choices[0].message.content, 'ok', 'the body outlives the closed dispatcher');
+    const { attempts } = await ended;
+    assert.deepEqual(attempts.map((a) => [a.outcome, a.action?.rule]), [['401', 'auth.fresh-retry'], ['200', undefined]]);
     assert.deepEqual(fresh, [false, false, false, false, false, true]);
     const ports = mock.requests.map((r) => r.port);
     assert.ok(!ports.slice(0, 5).includes(ports[5]), `the retry reused a connection: ports ${ports}`);
@@ -69,16 +72,17 @@ test('an error document inside a 200 is no answer: retried, then the fallback an
   const mock = await startMockProvider({ 'alibaba-coding-plan': () => overloaded });
   try {
     const policy = await Policy.load(initCooldownConfig(mock), { secrets: SECRETS, clock: new VirtualClock() });
-    const { response, route, attempts } = await policy.call(REQUEST);
+    const { response, route, ended } = await policy.call(REQUEST);
     assert.equal(route.provider, 'tencent-token-plan');
+    assert.equal(response.headers.get('content-length'), null, 'the answer was judged and handed back');
+    assert.equal((await response.json()).model, 'kimi2.5');
+    const { attempts } = await ended;
     assert.deepEqual(attempts.map((a) => [a.route.provider, a.outcome, a.classified?.reason, a.action?.kind]), [
       ['alibaba-coding-plan', '200', 'overloaded', 'retry'],
       ['alibaba-coding-plan', '200', 'overloaded', 'retry'],
       ['alibaba-coding-plan', '200', 'overloaded', 'fall-back'],
       ['tencent-token-plan', '200', undefined, undefined],
     ]);
-    assert.equal(response.headers.get('content-length'), null, 'the answer was judged and handed back');
-    assert.equal((await response.json()).model, 'kimi2.5');
   } finally {
     await mock.close();
   }
@@ -89,19 +93,19 @@ test('an answer larger than what the guest judges comes back byte for byte', asy
   const mock = await startMockProvider({ 'alibaba-coding-plan': () => ({ status: 200, body: big }) });
   try {
     const policy = await Policy.load(initCooldownConfig(mock), { secrets: SECRETS });
-    const { response, attempts } = await policy.call(REQUEST);
-    assert.equal(attempts.length, 1);
+    const { response, ended } = await policy.call(REQUEST);
     assert.equal(await response.text(), big);
+    assert.equal((await ended).attempts.length, 1);
   } finally {
     await mock.close();
   }
 });
 
-test('succeeded is the guest verdict; an event stream is handed on unread', async () => {
+test('succeeded is the guest verdict; an event stream opening with an error event is fallen back from unseen', async () => {
   const stream = 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n';
   const mock = await startMockProvider({ 'alibaba-coding-plan': () => ({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: stream }) });
   try {
-    const policy = await Policy.load(initCooldownConfig(mock), { secrets: SECRETS });
+    const policy = await Policy.load(initCooldownConfig(mock), { secrets: SECRETS, clock: new VirtualClock() });
     const cases = [
       [{ status: 200, headers: { 'content-type': 'text/event-stream' }, body: stream }, false],
       [{ status: 200, body: '{"choices":[{"message":{"content":"an error, explained"}}]}' }, true],
@@ -109,10 +113,12 @@ test('succeeded is the guest verdict; an event stream is handed on unread', asyn
       [{ status: 503, body: 'busy' }, false],
     ];
     for (const [response, answer] of cases) assert.equal(policy.succeeded(response), answer, JSON.stringify(response));
-    // A stream cannot be judged without being consumed: its caller sees the error event.
-    const { response, attempts } = await policy.call(REQUEST);
-    assert.equal(attempts.length, 1);
-    assert.equal(await response.text(), stream);
+    const { response, route, ended } = await policy.call(REQUEST);
+    assert.equal(route.provider, 'tencent-token-plan');
+    const text = await response.text();
+    assert.ok(!text.includes('overloaded_error'), text);
+    assert.deepEqual((await ended).attempts.map((a) => [a.route.provider, a.classified?.reason]),
+      [['alibaba-coding-plan', 'overloaded'], ['alibaba-coding-plan', 'overloaded'], ['alibaba-coding-plan', 'overloaded'], ['tencent-token-plan', undefined]]);
   } finally {
     await mock.close();
   }

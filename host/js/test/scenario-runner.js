@@ -1,11 +1,11 @@
 // Replays a tests/scenarios/*.json file through the JS host in virtual time (the format is
 // tests/scenarios/README.md). A thin runner: scripted `send`, virtual clock, events into the
 // trace; every decision is the guest's. Returns the trace and the failed expectations. It carries
-// out the steps in STEP_KINDS; a scenario with any other (the driven call's `stream`, issue 17) is
-// not run.
+// out the steps in STEP_KINDS; a `stream` step is a driven call carried out by the package's own
+// executor (Policy.call) over a scripted carrier in virtual time, as the Rust runner does.
 import { Policy, VirtualClock, PolicyError } from '../src/index.js';
 
-export const STEP_KINDS = ['advance_ms', 'select', 'call', 'set_credentials', 'script', 'restart'];
+export const STEP_KINDS = ['advance_ms', 'select', 'call', 'stream', 'set_credentials', 'script', 'restart'];
 /** What any step may carry besides its kind. */
 const STEP_CHECKS = ['expect', 'events', 'no_events'];
 
@@ -65,8 +65,7 @@ export async function runScenario(sc, { wasm } = {}) {
         result = { transport: 'timeout', message: `no response within the read timeout of ${timeout} ms` };
       } else {
         clock.advance(delay);
-        const body = r.body === undefined ? '' : typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
-        result = { status: r.status, headers: r.headers ?? {}, body };
+        result = { status: r.status, headers: r.headers ?? {}, body: wholeBody(r.body) };
       }
     }
     const outcome = result.transport ?? String(result.status);
@@ -74,6 +73,30 @@ export async function runScenario(sc, { wasm } = {}) {
     trace.push({ t: sentAt, step, type: 'send', route: routeName(route), outcome });
     return result;
   }
+
+  /** The carrier of `stream` steps: the script's answers in virtual time (README: `stream` steps). */
+  const carrier = {
+    async open(outbound, secret, withinMs) {
+      const route = outbound.route;
+      const sentAt = t();
+      const r = next(route);
+      let opened;
+      if (r.transport) {
+        opened = { failure: { transport: r.transport, message: r.message ?? `scripted ${r.transport}` } };
+      } else if (r.silent || (r.delay_ms ?? 0) >= withinMs) {
+        clock.advance(withinMs);
+        opened = { timedOut: true };
+      } else {
+        clock.advance(r.delay_ms ?? 0);
+        const pieces = r.stream ? structuredClone(r.stream) : [{ raw: wholeBody(r.body) }];
+        opened = { head: { status: r.status, headers: Object.entries(r.headers ?? {}) }, body: scriptedBody(pieces, clock) };
+      }
+      const outcome = opened.failure?.transport ?? (opened.timedOut ? 'timeout' : String(r.status));
+      stepSends.push({ provider: route.provider, credential: route.credential, outcome });
+      trace.push({ t: sentAt, step, type: 'send', route: routeName(route), outcome });
+      return opened;
+    },
+  };
 
   const onEvent = (e) => {
     stepEvents.push(e);
@@ -99,6 +122,33 @@ export async function runScenario(sc, { wasm } = {}) {
       const state = policy.snapshot();
       trace.push({ t: t(), step, type: 'restart' });
       policy = await load(state);
+    } else if (s.stream) {
+      const request = s.stream.request ? { ...DEFAULT_REQUEST, ...s.stream.request } : DEFAULT_REQUEST;
+      let ended;
+      let committed = null;
+      const chunks = [];
+      try {
+        const answer = await policy.call(request, { carrier, timeoutMs: s.stream.timeout_ms });
+        committed = t();
+        try {
+          for await (const chunk of answer.response.body) chunks.push(Buffer.from(chunk));
+        } catch {
+          // A whole answer cut after commit: its read fails, and `ended` says why.
+        }
+        ended = await answer.ended;
+      } catch (e) {
+        if (!(e instanceof PolicyError)) throw e;
+        ended = { error: e, attempts: e.attempts };
+      }
+      const ok = ended.error ? undefined : { route: ended.route, attempts: ended.attempts };
+      const error = ended.error && { reason: ended.error.reason, message: ended.error.message, attempts: ended.attempts };
+      const attempts = summary(ended.attempts);
+      const delivered = Buffer.concat(chunks).toString('utf8');
+      trace.push({ ...resultLine(ok, error, attempts), committed_t: committed, delivered });
+      checkCall(expect, ok, error, attempts, stepSends, clock.now() - before, fail);
+      if (expect.committed !== undefined && expect.committed !== (committed !== null)) fail(`committed: expected ${expect.committed}`);
+      for (const c of expect.delivered_contains ?? []) if (!delivered.includes(c)) fail(`delivered text lacks ${JSON.stringify(c)}: ${delivered}`);
+      for (const c of expect.delivered_excludes ?? []) if (delivered.includes(c)) fail(`delivered text holds ${JSON.stringify(c)}: ${delivered}`);
     } else if (s.set_credentials) {
       policy.setCredentials(s.set_credentials);
       trace.push({ t: t(), step, type: 'set_credentials' });
@@ -131,17 +181,8 @@ export async function runScenario(sc, { wasm } = {}) {
         if (!(e instanceof PolicyError)) throw e;
         error = e;
       }
-      const attempts = (ok ?? error).attempts.map((a) => ({
-        route: routeName(a.route),
-        outcome: a.outcome,
-        reason: a.classified?.reason ?? null,
-        action: a.action?.kind ?? null,
-        rule: a.action?.rule ?? null,
-        delay_ms: a.action ? Number(a.action.delayMs) : null,
-      }));
-      trace.push(ok
-        ? { t: t(), step, type: 'result', ok: true, route: routeName(ok.route), attempts }
-        : { t: t(), step, type: 'result', ok: false, reason: error.reason, message: error.message, attempts });
+      const attempts = summary((ok ?? error).attempts);
+      trace.push(resultLine(ok, error, attempts));
       checkCall(expect, ok, error, attempts, stepSends, clock.now() - before, fail);
     } else {
       fail(`unknown step ${JSON.stringify(s)}`);
@@ -157,6 +198,66 @@ export async function runScenario(sc, { wasm } = {}) {
     step += 1;
   }
   return { trace, failures };
+
+  function resultLine(ok, error, attempts) {
+    return ok
+      ? { t: t(), step, type: 'result', ok: true, route: routeName(ok.route), attempts }
+      : { t: t(), step, type: 'result', ok: false, reason: error.reason, message: error.message, attempts };
+  }
+}
+
+/** Attempts as trace lines write them. */
+function summary(attempts) {
+  return attempts.map((a) => ({
+    route: routeName(a.route),
+    outcome: a.outcome,
+    reason: a.classified?.reason ?? null,
+    action: a.action?.kind ?? null,
+    rule: a.action?.rule ?? null,
+    delay_ms: a.action ? Number(a.action.delayMs) : null,
+  }));
+}
+
+/** A scripted body as text: a string as is, any other JSON value compactly, absent empty. */
+function wholeBody(body) {
+  return body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
+}
+
+/** A piece on the wire: `raw` as is, else an SSE event of `event` and `data`. */
+function pieceBytes(p) {
+  if (p.raw !== undefined) return Buffer.from(p.raw);
+  let out = p.event !== undefined ? `event: ${p.event}\n` : '';
+  if (p.data !== undefined) out += `data: ${typeof p.data === 'string' ? p.data : JSON.stringify(p.data)}\n\n`;
+  else if (p.event !== undefined) out += '\n';
+  return Buffer.from(out);
+}
+
+/**
+ * A scripted body in virtual time: each piece after its delay, unless the read's time runs out
+ * first (then the piece stays due, its delay shortened by the time passed); a stall never comes.
+ */
+function scriptedBody(pieces, clock) {
+  return {
+    async read(withinMs) {
+      const piece = pieces[0];
+      if (!piece) return { end: true };
+      const delay = piece.delay_ms ?? 0;
+      if (piece.stall || delay > withinMs) {
+        clock.advance(withinMs);
+        piece.delay_ms = Math.max(0, delay - withinMs);
+        return { timedOut: true };
+      }
+      clock.advance(delay);
+      if (piece.reset) {
+        pieces.shift();
+        return { failure: { transport: 'reset', message: 'scripted reset mid-body' } };
+      }
+      if ((piece.repeat ?? 1) > 1) piece.repeat -= 1;
+      else pieces.shift();
+      return { data: pieceBytes(piece) };
+    },
+    close() {},
+  };
 }
 
 function matchRoute(route, want, what, fail) {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runScenario, unsupportedSteps } from './scenario-runner.js';
+import { runScenario } from './scenario-runner.js';
 
 const CURRENT = new URL('../../../tests/scenarios/', import.meta.url);
 const V0_1 = new URL('../../../tests/policies/v0.1.0/', import.meta.url);
@@ -21,13 +21,8 @@ for (const { dir, prefix } of SUITES) {
 
 for (const { dir, prefix, wasm } of SUITES) {
   for (const file of scenarios(dir)) {
-    test(`${prefix}scenario ${file}`, async (t) => {
+    test(`${prefix}scenario ${file}`, async () => {
       const sc = JSON.parse(readFileSync(new URL(file, dir), 'utf8'));
-      const unsupported = unsupportedSteps(sc);
-      if (unsupported.length > 0) {
-        t.skip(`steps ${unsupported.join(', ')} need the driven call, which the JS host gains with issue 17`);
-        return;
-      }
       const { trace, failures } = await runScenario(sc, { wasm });
       assert.deepEqual(failures, []);
       const golden = new URL(`golden/${file.replace(/\.json$/, '.jsonl')}`, dir);

@@ -80,8 +80,10 @@ test('Policy.call waits for the resting key on the virtual clock, then sends onc
   const clock = new RecordingClock(START_MS);
   const events = [];
   const policy = await load(mock, clock, 2000, events);
-  const { response, route, attempts } = await policy.call({ body: BODY });
+  const { response, route, ended } = await policy.call({ body: BODY });
   assert.equal(response.status, 200);
+  await response.text();
+  const { attempts } = await ended;
   assert.equal(route.credential, 'acme-1');
   assert.equal(clock.waited, 2000);
   assert.equal(clock.now(), START_MS + 2000);

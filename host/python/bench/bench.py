@@ -16,8 +16,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import wasmtime
@@ -212,7 +213,7 @@ def main() -> None:
         row(f"snapshot (bare Instance{label}, 3 keys)", lambda i=i, eng=eng: i.snapshot(eng))
         big = HttpResponse(429, JSON, RATE_429 + b" " * (10240 - len(RATE_429)))
         row(f"on-failure-429, 10 KiB body (bare Instance{label})",
-            lambda i=i, eng=eng: (clock.advance(HOUR_MS), i.on_failure(eng, PRIMARY, big, None)))
+            lambda i=i, eng=eng, big=big: (clock.advance(HOUR_MS), i.on_failure(eng, PRIMARY, big, None)))
 
     for keys in (1, 10, 1000):
         cfg = json.dumps(pool_config(keys))
@@ -222,9 +223,9 @@ def main() -> None:
         for c in kc:
             inst.on_failure(e, Route("openai", "gpt-4o", c.id, 0), quota, None)
         snap = inst.snapshot(e)
-        row(f"snapshot-{keys}-keys", lambda: inst.snapshot(e))
+        row(f"snapshot-{keys}-keys", lambda e=e: inst.snapshot(e))
 
-        def restore() -> None:
+        def restore(cfg: str = cfg, snap: str = snap, kc: list[CredentialInfo] = kc) -> None:
             inst.drop(inst.create(cfg, snap, kc))
         row(f"restore-{keys}-keys", restore)
         inst.drop(e)

@@ -8,7 +8,8 @@ import os
 import shutil
 import socket
 import subprocess
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

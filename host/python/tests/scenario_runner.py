@@ -11,15 +11,29 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
+
+from scripted import ScriptedCarrier
 
 from failover_policy.clock import VirtualClock
 from failover_policy.component import Instance, compile_component
 from failover_policy.drive import Drive
 from failover_policy.errors import FailoverError
-from failover_policy.types import (CallFailure, CallInput, CallSuccess, CredentialInfo, Event, HttpResponse,
-                                   NoRoute, Outbound, Request, Route, Step, TransportFailure, TransportKind)
-from scripted import ScriptedCarrier
+from failover_policy.types import (
+    CallFailure,
+    CallInput,
+    CallSuccess,
+    CredentialInfo,
+    Event,
+    HttpResponse,
+    NoRoute,
+    Outbound,
+    Request,
+    Route,
+    Step,
+    TransportFailure,
+    TransportKind,
+)
 
 OK_RESPONSE = {"status": 200, "headers": {"content-type": "application/json"},
                "body": {"id": "sim", "object": "chat.completion", "choices": [
@@ -190,7 +204,7 @@ class _Imports:
         self.seed = run.seed_value
 
 
-def _request(spec: Optional[dict[str, Any]]) -> Request:
+def _request(spec: dict[str, Any] | None) -> Request:
     spec = spec or {}
     body = spec.get("body")
     return Request(path=spec.get("path", "/chat/completions"), method=spec.get("method", "POST"),
@@ -231,7 +245,7 @@ def run_scenario(path: Path, wasm: Path | None = None) -> tuple[list[dict[str, A
     state = sc.get("state")
     state = None if state is None else state if isinstance(state, str) else compact(state)
 
-    def create(state: Optional[str]) -> Any:
+    def create(state: str | None) -> Any:
         made = inst.create(config, state, creds)
         if isinstance(made, tuple):
             run.fail("create engine", f"{made[0]}: {made[1]}")
@@ -332,7 +346,7 @@ def _call_expect(expect: dict[str, Any], got: Any, sends: list[tuple[Route, str]
         want = expect["sends"]
         if len(want) != len(sends):
             diffs.append(f"sends: expected {len(want)}, got {[(label(r), o) for r, o in sends]}")
-        for n, (w, (route, outcome)) in enumerate(zip(want, sends)):
+        for n, (w, (route, outcome)) in enumerate(zip(want, sends, strict=False)):
             diffs += [f"sends[{n}].{k}: expected {v!r}, got {(outcome if k == 'outcome' else getattr(route, k))!r}"
                       for k, v in w.items() if (outcome if k == "outcome" else getattr(route, k)) != v]
     for target in expect.get("not_sent", []):

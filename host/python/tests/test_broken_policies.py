@@ -6,10 +6,20 @@ default decision), and a crash loop falls back to the previous policy or fails c
 import json
 
 import pytest
-
 from conftest import SECRETS, broken, fallback_config
-from failover_policy import (ActionKind, EventKind, FailoverError, GuestTrap, NoRouteError, Policy, Request,
-                             Route, SwapError, VirtualClock)
+
+from failover_policy import (
+    ActionKind,
+    EventKind,
+    FailoverError,
+    GuestTrap,
+    NoRouteError,
+    Policy,
+    Request,
+    Route,
+    SwapError,
+    VirtualClock,
+)
 from failover_policy.errors import PayloadTooLarge
 from failover_policy.limits import Limits
 from failover_policy.mock import QUOTA_429

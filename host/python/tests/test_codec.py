@@ -6,21 +6,27 @@ import ctypes
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from types import SimpleNamespace
-
 import pytest
+from conftest import fallback_config
 from wasmtime.component import Record, ResourceAny, Variant
 
-from conftest import fallback_config
-from failover_policy import VirtualClock
-from failover_policy import codec
+from failover_policy import VirtualClock, codec
 from failover_policy import component as comp
 from failover_policy import types as t
 from failover_policy.limits import Limits
-from failover_policy.types import (CallProgress, CredentialInfo, HttpResponse, Outbound, Request, Route,
-                                   TransportFailure, TransportKind)
+from failover_policy.types import (
+    CallProgress,
+    CredentialInfo,
+    HttpResponse,
+    Outbound,
+    Request,
+    Route,
+    TransportFailure,
+    TransportKind,
+)
 
 # These tests compare the compiled converters with wasmtime-py's own path: nothing to compare
 # when the suite runs with the converters off.

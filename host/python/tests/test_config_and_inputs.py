@@ -1,8 +1,8 @@
 """(e) Bad configs name the field; outside input never crashes the host."""
 
 import pytest
-
 from conftest import SECRETS, fallback_config
+
 from failover_policy import ConfigError, Policy, Reason, VirtualClock
 from failover_policy.secrets import Secrets, default_env_var, fingerprint
 

@@ -5,8 +5,8 @@ with the running policy kept."""
 import json
 
 import pytest
-
 from conftest import SECRETS, V0_1_WASM, broken, fallback_config
+
 from failover_policy import ActionKind, ContractError, EventKind, Policy, SwapError, VirtualClock
 from failover_policy.component import default_wasm
 from failover_policy.mock import QUOTA_429

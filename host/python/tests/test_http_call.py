@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from conftest import SECRETS, closed_port, deepseek_config, fallback_config
+
 from failover_policy import FailoverError, Policy, Reason, Request, VirtualClock
 from failover_policy.mock import DEEPSEEK_401, QUOTA_429
 

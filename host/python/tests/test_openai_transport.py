@@ -6,10 +6,9 @@ import time
 import httpx
 import openai
 import pytest
-
 from conftest import SECRETS, deepseek_config, fallback_config
-from failover_policy import (AsyncFailoverTransport, FailoverError, FailoverTransport, Policy,
-                             VirtualClock)
+
+from failover_policy import AsyncFailoverTransport, FailoverError, FailoverTransport, Policy, VirtualClock
 from failover_policy.mock import DEEPSEEK_401, QUOTA_429
 
 MESSAGES = [{"role": "user", "content": "hello"}]

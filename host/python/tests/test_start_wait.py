@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from failover_policy import (AsyncFailoverTransport, FailoverError, FailoverTransport, Policy,
-                             Reason, SystemClock, VirtualClock)
+from failover_policy import AsyncFailoverTransport, FailoverError, FailoverTransport, Policy, Reason, SystemClock, VirtualClock
 from failover_policy.mock import MockProviders
 from failover_policy.secrets import fingerprint
 

@@ -10,14 +10,13 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pytest
 
-from failover_policy import (ActionKind, FileStore, Policy, RedisStore, StoreRefused, StoreUnavailable,
-                             VirtualClock)
+from failover_policy import ActionKind, FileStore, Policy, RedisStore, StoreRefused, StoreUnavailable, VirtualClock
 
 SPAWN = multiprocessing.get_context("spawn")
 WRITERS, UPDATES = 8, 12
@@ -44,7 +43,7 @@ class RedisServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._proc: Optional[subprocess.Popen[bytes]] = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self.restart()
 
     def restart(self) -> None:
@@ -55,9 +54,9 @@ class RedisServer:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
                 return
-            except OSError:
+            except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not listen on 127.0.0.1:{self.port} within 5 s")
+                    raise RuntimeError(f"redis-server did not listen on 127.0.0.1:{self.port} within 5 s") from exc
                 time.sleep(0.01)
 
     def kill(self) -> None:

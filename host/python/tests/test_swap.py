@@ -6,8 +6,8 @@ import threading
 from importlib import resources
 
 import pytest
-
 from conftest import SECRETS, fallback_config
+
 from failover_policy import GuestTrap, NoRouteError, Policy, SwapError, VirtualClock
 from failover_policy.mock import QUOTA_429
 

@@ -5,17 +5,55 @@ HTTP, clock, events and secrets by credential id.
 """
 
 from .clock import SystemClock, VirtualClock
-from .errors import (AnswerBroken, ConfigError, ContractError, FailoverError, GuestTrap, NoRouteError, PolicyError,
-                     PrepareError, SwapError)
+from .errors import (
+                     AnswerBroken,
+                     ConfigError,
+                     ContractError,
+                     FailoverError,
+                     GuestTrap,
+                     NoRouteError,
+                     PolicyError,
+                     PrepareError,
+                     SwapError,
+)
 from .events import EventLog
 from .policy import Policy
-from .store import (FileStore, RedisStore, SetAside, Stored, StoreContended, StoreError, StoreLocked,
-                    StoreRefused, StoreUnavailable)
+from .store import (
+                     FileStore,
+                     RedisStore,
+                     SetAside,
+                     StoreContended,
+                     Stored,
+                     StoreError,
+                     StoreLocked,
+                     StoreRefused,
+                     StoreUnavailable,
+)
 from .transport import AsyncFailoverTransport, FailoverTransport
-from .types import (Action, ActionKind, Attempt, CallProgress, CallSuccess, CheckReport,
-                    Classified, CredentialState, CredentialStatus, Event, EventKind, FinalError,
-                    HttpResponse, NoRoute, Outbound, ProviderStatus, Reason, Request, Route,
-                    Start, TransportFailure, TransportKind)
+from .types import (
+                     Action,
+                     ActionKind,
+                     Attempt,
+                     CallProgress,
+                     CallSuccess,
+                     CheckReport,
+                     Classified,
+                     CredentialState,
+                     CredentialStatus,
+                     Event,
+                     EventKind,
+                     FinalError,
+                     HttpResponse,
+                     NoRoute,
+                     Outbound,
+                     ProviderStatus,
+                     Reason,
+                     Request,
+                     Route,
+                     Start,
+                     TransportFailure,
+                     TransportKind,
+)
 
 __all__ = [
     "Action", "ActionKind", "AnswerBroken", "AsyncFailoverTransport", "Attempt", "CallProgress", "CallSuccess",

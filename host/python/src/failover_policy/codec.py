@@ -35,13 +35,13 @@ import ctypes
 import os
 import struct
 import sys
+from collections.abc import Callable
 from ctypes import CFUNCTYPE, POINTER, c_size_t, c_void_p
-from typing import Any, Callable, Optional
+from typing import Any
 
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
-from wasmtime.component import Record, ResourceAny, Variant
-from wasmtime.component import _enter
+from wasmtime.component import Record, ResourceAny, Variant, _enter
 from wasmtime.component import _types as wt
 from wasmtime.component._linker import FUNCTIONS, func_finalize
 
@@ -202,7 +202,7 @@ class _Static:
 
 # ---- compiling a type into converters ----
 
-def _classes(ty: Optional[wt.ValType]) -> tuple[type, ...]:
+def _classes(ty: wt.ValType | None) -> tuple[type, ...]:
     s: set[type] = set()
     if ty is None:
         s.add(object)
@@ -374,13 +374,13 @@ class Compiler:
             if not isinstance(v, tuple) or len(v) != count:
                 raise TypeError(f"expected a tuple of {count}")
             emv, eoff, eaddr = a.alloc(VAL * count) if count else (mv, 0, 0)
-            for i, ((lo, _), x) in enumerate(zip(parts, v)):
+            for i, ((lo, _), x) in enumerate(zip(parts, v, strict=True)):
                 lo(x, a, emv, eoff + VAL * i)
             pack(mv, off, K_TUPLE, count, eaddr)
 
         def lift(addr: int) -> tuple[Any, ...]:
             n, d = unpack(_MEM, addr + 8)
-            return tuple(li(d + VAL * i) for i, (_, li) in zip(range(n), parts))
+            return tuple(li(d + VAL * i) for i, (_, li) in zip(range(n), parts, strict=False))
         return lower, lift
 
     def _flags(self, ty: wt.FlagsType) -> tuple[Lower, Lift]:
@@ -612,7 +612,7 @@ class Func:
                  "_raddr", "_rmv", "_compiler", "name")
 
     def __init__(self, func: Any, store: Any, arena: Arena, name: str = "",
-                 plan: Optional[tuple[Compiler, list[Lower], Optional[Lift]]] = None) -> None:
+                 plan: tuple[Compiler, list[Lower], Lift | None] | None = None) -> None:
         self._func = func  # keeps the wasmtime_component_func_t alive
         self._faddr = ctypes.addressof(func._func)
         self._store = store
@@ -667,7 +667,7 @@ class Func:
 _FALSE = bytes(16)  # a bool false val_t's kind and payload
 
 
-def compile_func(fty: Any) -> tuple[Compiler, list[Lower], Optional[Lift]]:
+def compile_func(fty: Any) -> tuple[Compiler, list[Lower], Lift | None]:
     """The converters of one function type: (their Compiler, one lower per parameter, the lift
     of the result or None). Raises Unsupported for a type the compiled path does not handle."""
     if not SUPPORTED:
@@ -691,8 +691,8 @@ class Import:
 
     def __init__(self, name: str, fn: Callable[..., Any], cache: dict[str, Any]) -> None:
         self.name, self.fn = name, fn
-        self._lifts: Optional[list[Lift]] = None
-        self._lower: Optional[Lower] = None
+        self._lifts: list[Lift] | None = None
+        self._lower: Lower | None = None
         self._arena = Arena(4096)
         self._cache = cache  # shared by the instances of one component: compile once
 
@@ -726,7 +726,7 @@ class Import:
         arena.release()
 
 
-def _on_import(idx: Optional[int], _context: int, ty: int, args: int, nargs: int, results: int,
+def _on_import(idx: int | None, _context: int, ty: int, args: int, nargs: int, results: int,
                nresults: int) -> int:
     try:
         FUNCTIONS.get(idx or 0)(ty, args, nargs, results, nresults)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Protocol
 
 import wasmtime
 from wasmtime.component import Component, Linker, ResourceAny
@@ -30,9 +31,27 @@ from . import codec
 from . import types as t
 from .errors import ContractError
 from .limits import EpochTicker, Limits
-from .types import (Action, CallFailure, CallInput, CallSuccess, CallProgress, CheckReport, Classified,
-                    CredentialInfo, Event, FinalError, HttpResponse, NoRoute, Outbound, Request, Route,
-                    Start, Step, TransportFailure, TransportKind)
+from .types import (
+    Action,
+    CallFailure,
+    CallInput,
+    CallProgress,
+    CallSuccess,
+    CheckReport,
+    Classified,
+    CredentialInfo,
+    Event,
+    FinalError,
+    HttpResponse,
+    NoRoute,
+    Outbound,
+    Request,
+    Route,
+    Start,
+    Step,
+    TransportFailure,
+    TransportKind,
+)
 
 log = logging.getLogger("failover_policy")
 
@@ -250,7 +269,7 @@ class Instance:
 
     # ---- engine ----
 
-    def create(self, config: str, state: Optional[str], creds: list[CredentialInfo]) -> ResourceAny | tuple[str, str]:
+    def create(self, config: str, state: str | None, creds: list[CredentialInfo]) -> ResourceAny | tuple[str, str]:
         """An engine handle, or (field, message) of the config error."""
         ok, payload = t.split_result(
             self._call("[static]engine.create", self._sized("config", t.check_str("config", config)),
@@ -268,7 +287,7 @@ class Instance:
         return t.dec_start(payload) if ok else t.dec_final_error(payload)
 
     def on_failure(self, eng: ResourceAny, route: Route, failure: HttpResponse | TransportFailure,
-                   progress: Optional[CallProgress]) -> Action:
+                   progress: CallProgress | None) -> Action:
         return t.dec_action(self._call("[method]engine.on-failure", eng, t.enc_route(route),
                                        t.enc_failure(failure), t.enc_progress(progress)))
 
@@ -294,7 +313,7 @@ class Instance:
         """Whether the policy has the driven call (contract 0.2.0 on)."""
         return "[method]engine.begin" in self._calls
 
-    def begin(self, eng: ResourceAny, request: Request, timeout_ms: Optional[int]) -> ResourceAny:
+    def begin(self, eng: ResourceAny, request: Request, timeout_ms: int | None) -> ResourceAny:
         self.limits.payload("request body", len(request.body))
         return self._call("[method]engine.begin", eng, t.enc_request(request), t.enc_call_options(timeout_ms))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from .types import Attempt, FinalError, NoRoute, ProviderStatus
 
 
@@ -26,7 +24,7 @@ class NoRouteError(PolicyError):
     def __init__(self, no_route: NoRoute) -> None:
         super().__init__(no_route.message)
         self.no_route = no_route
-        self.earliest_ms: Optional[int] = no_route.earliest_ms
+        self.earliest_ms: int | None = no_route.earliest_ms
         self.providers: list[ProviderStatus] = no_route.providers
 
 

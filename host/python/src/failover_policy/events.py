@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from .types import Event, EventKind
 
@@ -20,7 +20,7 @@ _WARN = {EventKind.CREDENTIAL_DEAD, EventKind.GAVE_UP, EventKind.FALLBACK_ACTIVA
 class EventLog:
     """Logs every event and keeps the last `keep`; `listener` (if any) sees each one too."""
 
-    def __init__(self, keep: int = 1000, listener: Optional[Callable[[Event], None]] = None) -> None:
+    def __init__(self, keep: int = 1000, listener: Callable[[Event], None] | None = None) -> None:
         self._events: deque[Event] = deque(maxlen=keep)
         self._lock = threading.Lock()
         self.listener = listener

@@ -4,10 +4,23 @@ default decision made by the host alone, mirroring the Rust host's `fault` modul
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
-from .types import (Action, ActionKind, CallProgress, Classified, FinalError, HttpResponse, NoRoute,
-                    Reason, Route, Step, StepKind, TransportFailure, TransportKind)
+from .types import (
+    Action,
+    ActionKind,
+    CallProgress,
+    Classified,
+    FinalError,
+    HttpResponse,
+    NoRoute,
+    Reason,
+    Route,
+    Step,
+    StepKind,
+    TransportFailure,
+    TransportKind,
+)
 
 FailMode = Literal["open", "closed"]
 
@@ -63,7 +76,7 @@ def no_route(why: str) -> NoRoute:
 
 
 def action(mode: FailMode, route: Route, failure: HttpResponse | TransportFailure,
-           progress: Optional[CallProgress], why: str) -> Action:
+           progress: CallProgress | None, why: str) -> Action:
     p = progress or CallProgress(0, 0, 0, [])
     retry = mode == "open" and _provider_side(failure) and p.route_retries == 0
     classified = Classified(Reason.UNKNOWN, retry, False, False, None, FAULT_RULE,

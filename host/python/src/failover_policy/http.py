@@ -7,7 +7,6 @@ would poison its instance.
 from __future__ import annotations
 
 import ssl
-from typing import Optional
 
 import httpx
 
@@ -46,7 +45,7 @@ def timeouts(out: Outbound) -> httpx.Timeout:
     return httpx.Timeout(connect=out.connect_timeout_ms / 1000, read=read, write=read, pool=read)
 
 
-def request_headers(out: Outbound, secret: Optional[str]) -> list[tuple[str, str]]:
+def request_headers(out: Outbound, secret: str | None) -> list[tuple[str, str]]:
     headers = list(out.headers)
     if secret is not None and out.secret_header:
         headers.append((out.secret_header, out.secret_prefix + secret))
@@ -73,10 +72,10 @@ def _scrubbed(resp: httpx.Response, body: bytes, secret: str | None) -> HttpResp
 class HttpSender:
     """Sends outbounds with a pooled `httpx.Client` (a throwaway one when a fresh connection is asked)."""
 
-    def __init__(self, client: Optional[httpx.Client] = None) -> None:
+    def __init__(self, client: httpx.Client | None = None) -> None:
         self.client = client or httpx.Client(follow_redirects=False)
 
-    def send(self, out: Outbound, secret: Optional[str]) -> HttpResponse | TransportFailure:
+    def send(self, out: Outbound, secret: str | None) -> HttpResponse | TransportFailure:
         """The answer with `secret` scrubbed from it, even when the provider echoes it."""
         try:
             if out.fresh_connection:
@@ -87,7 +86,7 @@ class HttpSender:
             return failure_of(exc, secret)
 
     @staticmethod
-    def _send(client: httpx.Client, out: Outbound, secret: Optional[str]) -> HttpResponse:
+    def _send(client: httpx.Client, out: Outbound, secret: str | None) -> HttpResponse:
         req = client.build_request(out.method, out.url, headers=request_headers(out, secret),
                                    content=out.body, timeout=timeouts(out))
         resp = client.send(req, stream=True)
@@ -111,10 +110,10 @@ class HttpSender:
 class AsyncHttpSender:
     """The same as HttpSender on `httpx.AsyncClient`, for event loops."""
 
-    def __init__(self, client: Optional[httpx.AsyncClient] = None) -> None:
+    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
         self.client = client or httpx.AsyncClient(follow_redirects=False)
 
-    async def send(self, out: Outbound, secret: Optional[str]) -> HttpResponse | TransportFailure:
+    async def send(self, out: Outbound, secret: str | None) -> HttpResponse | TransportFailure:
         """The answer with `secret` scrubbed from it, even when the provider echoes it."""
         try:
             if out.fresh_connection:
@@ -125,7 +124,7 @@ class AsyncHttpSender:
             return failure_of(exc, secret)
 
     @staticmethod
-    async def _send(client: httpx.AsyncClient, out: Outbound, secret: Optional[str]) -> HttpResponse:
+    async def _send(client: httpx.AsyncClient, out: Outbound, secret: str | None) -> HttpResponse:
         req = client.build_request(out.method, out.url, headers=request_headers(out, secret),
                                    content=out.body, timeout=timeouts(out))
         resp = await client.send(req, stream=True)

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 
 QUOTA_429 = (429, {"error": {"message": "usage allocated quota exceeded.", "type": "insufficient_quota",
                              "code": "quota_exceeded"}})
@@ -73,7 +73,7 @@ class Stream:
 class Seen:
     provider: str
     path: str
-    auth: Optional[str]
+    auth: str | None
     body: Any
     port: int = 0  # the client's port: which connection carried the request
     at: float = 0.0  # time.monotonic() when it arrived
@@ -164,7 +164,7 @@ class MockProviders:
     def sent_to(self, prefix: str) -> list[Seen]:
         return [s for s in self.seen if s.provider == prefix]
 
-    def __enter__(self) -> "MockProviders":
+    def __enter__(self) -> MockProviders:
         self._thread.start()
         return self
 

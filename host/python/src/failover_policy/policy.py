@@ -9,8 +9,9 @@ import secrets as _random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from wasmtime.component import ResourceAny
@@ -18,18 +19,37 @@ from wasmtime.component import ResourceAny
 from . import fault
 from .clock import Clock, SystemClock
 from .component import Instance, Trapped, compile_component
-from .errors import (ConfigError, ContractError, FailoverError, GuestTrap, NoRouteError, PolicyError,
-                     PrepareError, SwapError)
+from .errors import ConfigError, ContractError, FailoverError, GuestTrap, NoRouteError, PolicyError, PrepareError, SwapError
 from .events import EventLog
 from .fault import FailMode, Supervision
-from .limits import Limits
 from .http import ERROR_BODY_LIMIT, HttpSender
-from .upstream import HttpCarrier
+from .limits import Limits
 from .secrets import Scrub, Secrets
 from .store import FileStore, RedisStore
-from .types import (Action, CallFailure, CallInput, CallProgress, CallSuccess, Step, StepKind, CheckReport, Classified, Event, EventKind, FinalError,
-                    Headers, HttpResponse, NoRoute, Outbound, Request, Route, Start,
-                    TransportFailure, TransportKind)
+from .types import (
+    Action,
+    CallFailure,
+    CallInput,
+    CallProgress,
+    CallSuccess,
+    CheckReport,
+    Classified,
+    Event,
+    EventKind,
+    FinalError,
+    Headers,
+    HttpResponse,
+    NoRoute,
+    Outbound,
+    Request,
+    Route,
+    Start,
+    Step,
+    StepKind,
+    TransportFailure,
+    TransportKind,
+)
+from .upstream import HttpCarrier
 
 log = logging.getLogger("failover_policy")
 T = TypeVar("T")
@@ -92,7 +112,7 @@ class DrivenCall:
     """One driven call of a Policy (`Policy.begin`); `next` holds the policy's lock only while
     the guest decides."""
 
-    def __init__(self, policy: "Policy", instance: Instance, handle: ResourceAny) -> None:
+    def __init__(self, policy: Policy, instance: Instance, handle: ResourceAny) -> None:
         self._policy, self.instance, self.handle = policy, instance, handle
         self._open = True
 
@@ -125,10 +145,10 @@ class Policy:
     """
 
     # A state store, when loaded with one; the last save's error while one is owed.
-    _store: Optional[FileStore | RedisStore] = None
-    store_error: Optional[PolicyError] = None
+    _store: FileStore | RedisStore | None = None
+    store_error: PolicyError | None = None
 
-    def __init__(self, config: str, host: _Host, wasm: Wasm, state: Optional[str],
+    def __init__(self, config: str, host: _Host, wasm: Wasm, state: str | None,
                  limits: Limits = Limits(), supervision: Supervision = Supervision()) -> None:
         self._config = config
         self._host = host
@@ -136,20 +156,20 @@ class Policy:
         self._wasm = wasm
         self._limits, self._supervision = limits, supervision
         # The policy a swap replaced, to fall back to in a crash loop; fault times in the window.
-        self._previous: Optional[Wasm] = None
+        self._previous: Wasm | None = None
         self._previous_set = False
         self._faults: deque[float] = deque()
         # Why every call now fails closed (a crash loop with nothing to fall back to), if it does.
-        self._closed: Optional[str] = None
+        self._closed: str | None = None
         self._inst, self._engine = self._instantiate(wasm, state)
         self._last_snapshot = self._inst.snapshot(self._engine)
 
     @classmethod
     def load(cls, config: Mapping[str, Any] | str | Path, state: Mapping[str, Any] | str | Path | None = None,
-             secrets: Optional[Mapping[str, str]] = None, wasm: Wasm = None, clock: Optional[Clock] = None,
-             transport: Optional[httpx.BaseTransport] = None, events: Optional[EventLog] = None,
-             limits: Optional[Limits] = None, supervision: Supervision | FailMode = "open",
-             store: Optional[FileStore | RedisStore] = None) -> "Policy":
+             secrets: Mapping[str, str] | None = None, wasm: Wasm = None, clock: Clock | None = None,
+             transport: httpx.BaseTransport | None = None, events: EventLog | None = None,
+             limits: Limits | None = None, supervision: Supervision | FailMode = "open",
+             store: FileStore | RedisStore | None = None) -> Policy:
         """Load `config` (dict, JSON text or path) with an optional snapshot `state`.
 
         With a `store` (FileStore, RedisStore) the policy starts from the stored state merged
@@ -178,7 +198,7 @@ class Policy:
             policy._attach(store)
         return policy
 
-    def _instantiate(self, wasm: Wasm, state: Optional[str]) -> tuple[Instance, ResourceAny]:
+    def _instantiate(self, wasm: Wasm, state: str | None) -> tuple[Instance, ResourceAny]:
         inst = Instance(compile_component(wasm), self._host, self._limits)
         created = inst.create(self._config, state, self._host.secrets.infos())
         if isinstance(created, tuple):
@@ -214,7 +234,7 @@ class Policy:
     # ---- plumbing: every guest call goes through here ----
 
     def _guest(self, fn: Callable[[Instance, ResourceAny], T], mutates: bool | str = True,
-               fallback: Optional[Callable[[FailMode, str], T]] = None) -> T:
+               fallback: Callable[[FailMode, str], T] | None = None) -> T:
         """`fn` on the instance; when the policy fails, `fallback` decides (or GuestTrap is raised).
 
         After a call that changes persisted state (`mutates` True) the state is snapshotted, so a
@@ -241,7 +261,7 @@ class Policy:
                 return self._failed(exc.why, self._supervision.fail_mode, fallback)
 
     @staticmethod
-    def _failed(why: str, mode: FailMode, fallback: Optional[Callable[[FailMode, str], T]]) -> T:
+    def _failed(why: str, mode: FailMode, fallback: Callable[[FailMode, str], T] | None) -> T:
         if fallback is None:
             raise GuestTrap(f"the failover policy failed ({why}); the host restored the last good state")
         return fallback(mode, why)
@@ -298,7 +318,7 @@ class Policy:
 
     def on_failure(self, route: Route, status: int = 0, headers: Mapping[str, str] | Headers | None = None,
                    body: bytes | str | Any = b"", transport: TransportKind | str | None = None,
-                   progress: Optional[CallProgress] = None, message: str = "") -> Action:
+                   progress: CallProgress | None = None, message: str = "") -> Action:
         """The next action after a failed attempt: an HTTP `status`, or a `transport` error kind.
         The route's secret is taken out of it first, should the provider have echoed it."""
         failure = self._failure(status, headers, body, transport, message)
@@ -322,7 +342,7 @@ class Policy:
         """Whether the running policy has the driven call (contract 0.2.0); a 0.1.0 one has not."""
         return self._inst.drives
 
-    def begin(self, request: Request, timeout_ms: Optional[int] = None) -> "DrivenCall | FailedCall":
+    def begin(self, request: Request, timeout_ms: int | None = None) -> DrivenCall | FailedCall:
         """A driven call: the guest decides each step (`DrivenCall.next`), the caller carries it
         out (see `drive.Drive`). `timeout_ms` is the caller's own timeout, when it set one: the
         call's deadline is the earlier of it and the config's `deadline_ms`."""
@@ -331,7 +351,7 @@ class Policy:
         return self._guest(lambda i, e: DrivenCall(self, i, i.begin(e, request, timeout_ms)), mutates=False,
                            fallback=lambda m, why: FailedCall(why))
 
-    def _next(self, call: "DrivenCall", given: CallInput) -> Step:
+    def _next(self, call: DrivenCall, given: CallInput) -> Step:
         def next_step(inst: Instance, _engine: ResourceAny) -> Step:
             if inst is not call.instance:
                 return fault.give_up("the policy was restarted or swapped during the call")
@@ -342,7 +362,7 @@ class Policy:
             self._guest(lambda i, e: None)  # the call's outcome is in the state: snapshot and save it
         return step
 
-    def _drop(self, call: "DrivenCall") -> None:
+    def _drop(self, call: DrivenCall) -> None:
         with self._lock:
             if self._inst is call.instance:
                 self._inst.drop(call.handle)
@@ -386,7 +406,7 @@ class Policy:
             raise ConfigError("state", payload)
         return payload
 
-    def refresh_credentials(self, secrets: Optional[Mapping[str, str]] = None) -> None:
+    def refresh_credentials(self, secrets: Mapping[str, str] | None = None) -> None:
         """Re-read the secrets (or take new ones) and tell the guest which ids have one."""
         if secrets is not None:
             self._host.secrets = Secrets(json.loads(self._config), secrets)
@@ -461,10 +481,10 @@ class Policy:
     def events(self) -> list[Event]:
         return self._host.events.events
 
-    def secret(self, credential: str) -> Optional[str]:
+    def secret(self, credential: str) -> str | None:
         return self._host.secrets.get(credential)
 
-    def carrier(self, fresh: Optional[Callable[[], httpx.Client]] = None) -> HttpCarrier:
+    def carrier(self, fresh: Callable[[], httpx.Client] | None = None) -> HttpCarrier:
         """What a driven call is carried out with: this policy's HTTP client, secrets and clock."""
         return HttpCarrier(self._host.sender.client, self.secret, self._host.clock.sleep_ms, fresh)
 

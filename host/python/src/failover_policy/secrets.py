@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from .types import CredentialInfo, HttpResponse, TransportFailure
 
@@ -104,13 +105,13 @@ def credential_env_vars(config: Mapping[str, Any]) -> dict[str, str]:
 class Secrets:
     """The secrets this host has. Credentials without one are not reported (the guest says missing)."""
 
-    def __init__(self, config: Mapping[str, Any], secrets: Optional[Mapping[str, str]] = None,
-                 environ: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(self, config: Mapping[str, Any], secrets: Mapping[str, str] | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
         self._env_vars = credential_env_vars(config)
         self._given = dict(secrets) if secrets is not None else None
         self._environ = environ if environ is not None else os.environ
 
-    def get(self, credential_id: str) -> Optional[str]:
+    def get(self, credential_id: str) -> str | None:
         if self._given is not None:
             value = self._given.get(credential_id)
         else:

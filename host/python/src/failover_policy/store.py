@@ -13,9 +13,9 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import redis
 from redis.backoff import NoBackoff
@@ -58,11 +58,11 @@ class SetAside:
 @dataclass(frozen=True)
 class Stored:
     """What a load or save found: the state now in the store, and what was set aside, if any."""
-    state: Optional[str]
-    set_aside: Optional[SetAside] = None
+    state: str | None
+    set_aside: SetAside | None = None
 
 
-def _join(merge: Merge, current: str, ours: str, where: str) -> tuple[Optional[str], Optional[str]]:
+def _join(merge: Merge, current: str, ours: str, where: str) -> tuple[str | None, str | None]:
     """`merge(current, ours)` as (merged, None), or (None, why) when `current` is unreadable."""
     try:
         return merge(current, ours), None
@@ -110,11 +110,11 @@ class FileStore:
         os.replace(self.path, aside)
         return Stored(None, SetAside(str(self.path), str(aside), why))
 
-    def _locked(self) -> "_FileLock":
+    def _locked(self) -> _FileLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return _FileLock(self._sibling(".lock"), self.lock_timeout, str(self.path))
 
-    def _read(self) -> Optional[str]:
+    def _read(self) -> str | None:
         try:
             # Invalid UTF-8 reaches the component as text it refuses, and is set aside.
             return self.path.read_bytes().decode("utf-8", errors="replace")
@@ -205,7 +205,7 @@ class RedisStore:
         """Merges `ours` into the stored state and writes the result; returns what is now stored."""
         return self._update(merge, ours)
 
-    def _update(self, merge: Merge, ours: Optional[str]) -> Stored:
+    def _update(self, merge: Merge, ours: str | None) -> Stored:
         try:
             with self._client.pipeline() as pipe:
                 for _ in range(self._attempts):
@@ -220,7 +220,7 @@ class RedisStore:
         raise StoreContended(f"state store {self._where} changed under us {self._attempts} times: "
                              "this write is skipped")
 
-    def _attempt(self, pipe: "redis.client.Pipeline", merge: Merge, ours: Optional[str]) -> Stored:
+    def _attempt(self, pipe: redis.client.Pipeline, merge: Merge, ours: str | None) -> Stored:
         pipe.watch(self.key)
         raw = pipe.get(self.key)
         current = None if raw is None else raw.decode("utf-8", errors="replace")

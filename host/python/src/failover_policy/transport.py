@@ -23,7 +23,8 @@ event the policy wrote, or, when it wrote none, its reader raises `AnswerBroken`
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Generator, Iterator, Optional
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any
 
 import httpx
 
@@ -31,9 +32,8 @@ from .drive import AsyncDrive, Drive
 from .errors import FailoverError
 from .http import AsyncHttpSender
 from .policy import Policy
+from .types import ActionKind, Attempt, FinalError, HttpResponse, Outbound, Request, TransportFailure
 from .upstream import AsyncHttpCarrier
-from .types import (ActionKind, Attempt, FinalError, HttpResponse, Outbound, Request,
-                    TransportFailure)
 
 _DROP_REQUEST_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
 
@@ -50,7 +50,7 @@ def policy_request(request: httpx.Request, mount: str) -> Request:
     return Request(path=path, method=request.method, headers=headers, body=request.content)
 
 
-def timeout_ms(request: httpx.Request) -> Optional[int]:
+def timeout_ms(request: httpx.Request) -> int | None:
     """The caller's timeout for the request (the SDK's `timeout`, passed as httpx's read timeout)."""
     read = (request.extensions.get("timeout") or {}).get("read")
     return None if read is None else max(1, round(read * 1000))
@@ -182,7 +182,7 @@ class AsyncFailoverTransport(_Base, httpx.AsyncBaseTransport):
     (the guest's decisions take microseconds)."""
 
     def __init__(self, policy: Policy, mount: str = "/v1", raise_errors: bool = False,
-                 client: Optional[httpx.AsyncClient] = None) -> None:
+                 client: httpx.AsyncClient | None = None) -> None:
         super().__init__(policy, mount, raise_errors)
         self._sender = AsyncHttpSender(client)
         self._carrier = AsyncHttpCarrier(self._sender.client, policy.secret, policy.wait_ms)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 from wasmtime.component import Record, Variant
 
@@ -116,7 +116,7 @@ class Classified:
     retryable: bool
     rotate_credential: bool
     fall_back: bool
-    retry_after_ms: Optional[int]
+    retry_after_ms: int | None
     rule: str
     message: str
 
@@ -125,9 +125,9 @@ class Classified:
 class CredentialStatus:
     id: str
     state: CredentialState
-    until_ms: Optional[int]
-    last_reason: Optional[Reason]
-    last_error: Optional[str]
+    until_ms: int | None
+    last_reason: Reason | None
+    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class ProviderStatus:
     provider: str
     model: str
     position: int
-    route_until_ms: Optional[int]
+    route_until_ms: int | None
     credentials: list[CredentialStatus]
     summary: str
 
@@ -143,7 +143,7 @@ class ProviderStatus:
 @dataclass(frozen=True)
 class NoRoute:
     message: str
-    earliest_ms: Optional[int]
+    earliest_ms: int | None
     providers: list[ProviderStatus]
 
 
@@ -159,7 +159,7 @@ class CallProgress:
 class FinalError:
     reason: Reason
     message: str
-    retry_at_ms: Optional[int]
+    retry_at_ms: int | None
     providers: list[ProviderStatus]
 
 
@@ -178,21 +178,21 @@ class Start:
 @dataclass(frozen=True)
 class Action:
     kind: ActionKind
-    route: Optional[Route]
+    route: Route | None
     delay_ms: int
     fresh_connection: bool
     classified: Classified
     progress: CallProgress
     rule: str
     why: str
-    error: Optional[FinalError]
+    error: FinalError | None
 
 
 @dataclass(frozen=True)
 class Event:
     kind: EventKind
     at_ms: int
-    route: Optional[Route]
+    route: Route | None
     rule: str
     message: str
 
@@ -232,8 +232,8 @@ class Attempt:
     route: Route
     at_ms: int
     outcome: str
-    classified: Optional[Classified]
-    action: Optional[Action]
+    classified: Classified | None
+    action: Action | None
 
 
 @dataclass(frozen=True)
@@ -287,9 +287,9 @@ class CallInput:
     `failure` after a transport error."""
 
     kind: InputKind
-    head: Optional[ResponseHead] = None
+    head: ResponseHead | None = None
     data: bytes = b""
-    failure: Optional[TransportFailure] = None
+    failure: TransportFailure | None = None
 
 
 @dataclass(frozen=True)
@@ -297,13 +297,13 @@ class Step:
     """What to do next in a driven call (wit/policy.wit `step`)."""
 
     kind: StepKind
-    outbound: Optional[Outbound]
+    outbound: Outbound | None
     within_ms: int
-    commit: Optional[ResponseHead]
+    commit: ResponseHead | None
     deliver: bytes
-    error: Optional[FinalError]
+    error: FinalError | None
     attempts: list[Attempt]
-    route: Optional[Route]
+    route: Route | None
     rule: str
     why: str
 
@@ -365,7 +365,7 @@ def enc_send_result(result: HttpResponse | TransportFailure) -> Variant:
     return Variant("err", enc_transport_failure(result))
 
 
-def enc_progress(p: Optional[CallProgress]) -> Optional[Record]:
+def enc_progress(p: CallProgress | None) -> Record | None:
     if p is None:
         return None
     return _record(attempts=check_int("progress.attempts", p.attempts, U32),
@@ -385,7 +385,7 @@ def enc_credentials(creds: list[CredentialInfo]) -> list[Record]:
                     fingerprint=check_str("fingerprint", c.fingerprint)) for c in creds]
 
 
-def enc_call_options(timeout_ms: Optional[int]) -> Record:
+def enc_call_options(timeout_ms: int | None) -> Record:
     return _record(timeout_ms=None if timeout_ms is None else check_int("timeout_ms", timeout_ms, U64))
 
 
@@ -483,7 +483,7 @@ def dec_check_report(c: Any) -> CheckReport:
     return CheckReport(c.ok, list(c.findings))
 
 
-def split_result(value: Any, ok_type: Optional[type] = None) -> tuple[bool, Any]:
+def split_result(value: Any, ok_type: type | None = None) -> tuple[bool, Any]:
     """(is_ok, payload) of a WIT `result`, tagged (`Variant`) or not (then `ok_type` tells)."""
     if isinstance(value, Variant):
         return value.tag == "ok", value.payload
