@@ -8,12 +8,13 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from conftest import SECRETS, V0_1_WASM, deepseek_config, fallback_config
 from test_openai_transport import MESSAGES, async_client, sync_client
 
-from failover_policy import Policy
+from failover_policy import FailoverTransport, Policy
 from failover_policy.drive import Drive
 from failover_policy.errors import AnswerBroken
 from failover_policy.mock import DEEPSEEK_401, DONE, QUOTA_429, MockProviders, Stream, chunk, completion, openai_stream, sse
@@ -181,13 +182,16 @@ def test_a_slow_first_token_falls_back_unseen(mock, client) -> None:
     assert len(mock.sent_to("ali")) == 1 and len(mock.sent_to("ten")) == 1
 
 
-def test_a_whole_answer_cut_after_its_head_is_never_taken_whole(mock) -> None:
-    # Past its first 64 KiB a whole answer passes on as it comes; cut later, the caller must not
-    # get the part read as all of it. (The guest ends it with a generic error event appended.)
+def test_a_whole_answer_cut_after_its_head_makes_the_read_raise(mock) -> None:
+    # Past its first 64 KiB a whole answer passes on as it comes; cut later, its reader must not
+    # take the part read for all of it (a whole answer has no error event to say so).
     body = json.dumps(completion("x" * 100_000)).encode()
     mock.answers["ali"] = Stream([(0, body[:80_000])], headers={"content-type": "application/json"}, then="cut")
     policy = Policy.load(config(mock), secrets=SECRETS)
-    with pytest.raises(ValueError):
+    client = httpx.Client(transport=FailoverTransport(policy), base_url="http://failover.local/v1")
+    with pytest.raises(AnswerBroken, match="broke off"):
+        client.post("/chat/completions", json={"model": "m", "messages": MESSAGES})
+    with pytest.raises(AnswerBroken, match="broke off"):  # the openai SDK lets it through as it is
         sync_client(policy).chat.completions.create(model="m", messages=MESSAGES)
 
 
