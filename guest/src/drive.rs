@@ -456,12 +456,7 @@ impl DrivenCall {
     fn follow(&mut self, engine: &mut Engine, action: Action, deliver: Vec<u8>, now: u64) -> Step {
         match (action.kind, action.route.clone()) {
             (ActionKind::GiveUp, _) | (_, None) => {
-                let error = action.error.clone().unwrap_or_else(|| FinalError {
-                    reason: action.classified.reason,
-                    message: action.why.clone(),
-                    retry_at_ms: None,
-                    providers: engine.statuses(now),
-                });
+                let error = engine.error_of(&action, now);
                 self.give_up(error, deliver, &action.rule, action.why)
             }
             (_, Some(next)) => {

@@ -111,12 +111,7 @@ impl Engine {
             });
             match (action.kind, action.route.clone()) {
                 (ActionKind::GiveUp, _) | (_, None) => {
-                    let error = action.error.clone().unwrap_or_else(|| FinalError {
-                        reason: action.classified.reason,
-                        message: action.why.clone(),
-                        retry_at_ms: None,
-                        providers: self.chain(env.now_ms()).statuses(),
-                    });
+                    let error = self.error_of(&action, env.now_ms());
                     return Err(CallFailure { error, attempts });
                 }
                 (_, Some(next)) => {

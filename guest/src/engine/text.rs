@@ -7,6 +7,16 @@ use crate::timefmt;
 use crate::types::*;
 
 impl Engine {
+    /// What the caller is told when `action` ends the call: its final error, or its reasoning.
+    pub fn error_of(&self, action: &Action, now: u64) -> FinalError {
+        action.error.clone().unwrap_or_else(|| FinalError {
+            reason: action.classified.reason,
+            message: action.why.clone(),
+            retry_at_ms: None,
+            providers: self.chain(now).statuses(),
+        })
+    }
+
     pub(super) fn final_error(&self, c: &Classified, from: &Route, d: &Decision, now: u64) -> FinalError {
         let chain = self.chain(now);
         let providers = chain.statuses();

@@ -52,17 +52,22 @@ impl HttpTransport {
     }
 }
 
+impl HttpTransport {
+    /// The pooled agent, or a new one (an empty pool: its own connection) when the outbound
+    /// asks for a fresh connection. Agents are cheap handles to their pool.
+    fn agent_for(&self, out: &Outbound) -> Agent {
+        if out.fresh_connection {
+            new_agent()
+        } else {
+            self.agent.clone()
+        }
+    }
+}
+
 impl Transport for HttpTransport {
     fn send(&mut self, out: &Outbound, auth: Option<&Header>) -> Result<HttpResponse, TransportFailure> {
         let request = self.request(out, auth)?;
-        // A new agent has an empty pool, so the request opens its own connection.
-        let fresh;
-        let agent = if out.fresh_connection {
-            fresh = new_agent();
-            &fresh
-        } else {
-            &self.agent
-        };
+        let agent = self.agent_for(out);
         let read = Some(Duration::from_millis(out.read_timeout_ms));
         let request = agent
             .configure_request(request)
@@ -91,13 +96,7 @@ impl Transport for HttpTransport {
             Ok(r) => r,
             Err(f) => return Opened::Failed(f),
         };
-        let fresh;
-        let agent = if out.fresh_connection {
-            fresh = new_agent();
-            &fresh
-        } else {
-            &self.agent
-        };
+        let agent = self.agent_for(out);
         let within = Duration::from_millis(within_ms.max(1));
         let request = agent
             .configure_request(request)
