@@ -96,8 +96,9 @@ impl EventKind {
 }
 
 impl Route {
-    /// `provider/model#credential`, as traces and timelines write a route.
-    pub fn label(&self) -> String {
+    /// `provider/model#credential`, as traces and timelines write a route (the guest's
+    /// `label` is `provider/model`, the key of a route's health).
+    pub fn label_with_credential(&self) -> String {
         format!("{}/{}#{}", self.provider, self.model, self.credential)
     }
 }

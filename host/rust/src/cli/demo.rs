@@ -62,7 +62,7 @@ struct ShownHttp {
 
 impl Transport for ShownHttp {
     fn send(&mut self, out: &Outbound, auth: Option<&Header>) -> Result<HttpResponse, TransportFailure> {
-        println!("  {}  -> {} {} [{}]", self.stamp.now(), out.method, out.url, out.route.label());
+        println!("  {}  -> {} {} [{}]", self.stamp.now(), out.method, out.url, out.route.label_with_credential());
         let started = Instant::now();
         let answer = self.http.send(out, auth);
         let real = started.elapsed().as_millis();
@@ -106,7 +106,7 @@ fn request() -> Request {
 fn call(instance: &mut Instance, engine: &Engine) -> anyhow::Result<Result<CallSuccess, CallFailure>> {
     let result = instance.call(engine, &request())?;
     match &result {
-        Ok(s) => println!("  result: ok via {} after {} attempt(s)", s.route.label(), s.attempts.len()),
+        Ok(s) => println!("  result: ok via {} after {} attempt(s)", s.route.label_with_credential(), s.attempts.len()),
         Err(f) => println!("  result: gave up ({}) after {} attempt(s): {}", f.error.reason.as_str(), f.attempts.len(), f.error.message),
     }
     Ok(result)
@@ -115,7 +115,7 @@ fn call(instance: &mut Instance, engine: &Engine) -> anyhow::Result<Result<CallS
 fn select(instance: &mut Instance, engine: &Engine) -> anyhow::Result<Option<u32>> {
     Ok(match instance.select(engine)? {
         Ok(route) => {
-            println!("  select: {} (chain position {})", route.label(), route.position);
+            println!("  select: {} (chain position {})", route.label_with_credential(), route.position);
             Some(route.position)
         }
         Err(no) => {
@@ -248,7 +248,7 @@ fn outage(policy: &Policy, mock: &MockProvider, surprises: &mut Vec<String>) -> 
 
 fn summary(result: &Result<CallSuccess, CallFailure>) -> String {
     match result {
-        Ok(s) => format!("ok via {} in {} attempt(s)", s.route.label(), s.attempts.len()),
+        Ok(s) => format!("ok via {} in {} attempt(s)", s.route.label_with_credential(), s.attempts.len()),
         Err(f) => format!("failure ({}) in {} attempt(s)", f.error.reason.as_str(), f.attempts.len()),
     }
 }

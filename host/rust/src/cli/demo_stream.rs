@@ -117,7 +117,7 @@ fn stream(instance: &mut Instance, engine: &Engine, started: Instant) -> anyhow:
     match &ended.error {
         None => println!(
             "  result: complete via {} after {} attempt(s)",
-            ended.route.map(|r| r.label()).unwrap_or_default(),
+            ended.route.map(|r| r.label_with_credential()).unwrap_or_default(),
             ended.attempts.len()
         ),
         Some(e) => println!("  result: the caller's stream ended with an error event: {}", e.message),

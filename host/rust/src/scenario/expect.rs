@@ -18,7 +18,7 @@ pub(crate) fn route(want: &RouteMatch, got: &Route, what: &str) -> Vec<String> {
         .into_iter()
         .filter_map(|(name, want, actual)| {
             let want = want?;
-            (want != actual).then(|| format!("{what} {name}: expected `{want}`, got `{actual}` (route {})", got.label()))
+            (want != actual).then(|| format!("{what} {name}: expected `{want}`, got `{actual}` (route {})", got.label_with_credential()))
         })
         .collect()
 }
@@ -28,7 +28,7 @@ pub(crate) fn select(expect: &Expect, got: &Result<Route, NoRoute>) -> Vec<Strin
     match got {
         Ok(r) => {
             if expect.no_route == Some(true) {
-                diffs.push(format!("expected no route, got {}", r.label()));
+                diffs.push(format!("expected no route, got {}", r.label_with_credential()));
             }
             if let Some(want) = &expect.route {
                 diffs.extend(route(want, r, "selected route"));
@@ -53,7 +53,7 @@ pub(crate) fn call(expect: &Expect, got: &Result<CallSuccess, CallFailure>, send
     if let Some(want) = expect.ok {
         if want != got.is_ok() {
             let detail = match got {
-                Ok(s) => format!("it succeeded on {}", s.route.label()),
+                Ok(s) => format!("it succeeded on {}", s.route.label_with_credential()),
                 Err(f) => format!("it failed ({}): {}", f.error.reason.as_str(), f.error.message),
             };
             diffs.push(format!("expected ok {want}, but {detail}"));
@@ -84,7 +84,7 @@ pub(crate) fn call(expect: &Expect, got: &Result<CallSuccess, CallFailure>, send
     }
     for target in &expect.not_sent {
         if let Some(s) = sends.iter().find(|s| sent_to(s, target)) {
-            diffs.push(format!("expected nothing sent to {target}, but sent to {} ({})", s.route.label(), s.outcome));
+            diffs.push(format!("expected nothing sent to {target}, but sent to {} ({})", s.route.label_with_credential(), s.outcome));
         }
     }
     diffs.extend(elapsed(expect, elapsed_ms));
@@ -163,7 +163,7 @@ fn outcomes(sends: &[Send]) -> String {
     if sends.is_empty() {
         return "no sends".to_string();
     }
-    sends.iter().map(|s| format!("{} {}", s.route.label(), s.outcome)).collect::<Vec<_>>().join(", ")
+    sends.iter().map(|s| format!("{} {}", s.route.label_with_credential(), s.outcome)).collect::<Vec<_>>().join(", ")
 }
 
 fn send_list(want: &[SendMatch], got: &[Send]) -> Vec<String> {
@@ -185,7 +185,7 @@ fn send_list(want: &[SendMatch], got: &[Send]) -> Vec<String> {
         for (name, want, got) in checks {
             if let Some(want) = want {
                 if want != got {
-                    diffs.push(format!("send {i} {name}: expected `{want}`, got `{got}` ({} {})", s.route.label(), s.outcome));
+                    diffs.push(format!("send {i} {name}: expected `{want}`, got `{got}` ({} {})", s.route.label_with_credential(), s.outcome));
                 }
             }
         }

@@ -67,7 +67,7 @@ impl Journal {
 
     pub fn record_send(&self, route: &Route, outcome: &str, t: u64) {
         let mut e = self.lock();
-        let line = json!({"t": t, "step": e.step, "type": "send", "route": route.label(), "outcome": outcome});
+        let line = json!({"t": t, "step": e.step, "type": "send", "route": route.label_with_credential(), "outcome": outcome});
         e.lines.push(line);
         e.sends.push(Send { route: route.clone(), outcome: outcome.to_string() });
     }

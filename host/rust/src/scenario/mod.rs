@@ -238,7 +238,7 @@ impl Run {
         if step.select.is_some() {
             let got = self.instance.select(engine)?;
             match &got {
-                Ok(route) => self.journal.line("select", json!({"route": route.label()})),
+                Ok(route) => self.journal.line("select", json!({"route": route.label_with_credential()})),
                 Err(no) => self.journal.line("select", json!({"no_route": no.message})),
             }
             return Ok(("select", expect::select(&step.expect, &got)));
@@ -350,7 +350,7 @@ fn request(file: Option<&file::RequestFile>) -> Request {
 
 fn result_fields(got: &Result<CallSuccess, CallFailure>) -> Value {
     match got {
-        Ok(s) => json!({"ok": true, "route": s.route.label(), "attempts": attempts(&s.attempts)}),
+        Ok(s) => json!({"ok": true, "route": s.route.label_with_credential(), "attempts": attempts(&s.attempts)}),
         Err(f) => json!({
             "ok": false,
             "reason": f.error.reason.as_str(),
@@ -364,7 +364,7 @@ fn attempts(list: &[Attempt]) -> Vec<Value> {
     list.iter()
         .map(|a| {
             json!({
-                "route": a.route.label(),
+                "route": a.route.label_with_credential(),
                 "outcome": a.outcome,
                 "reason": a.classified.as_ref().map(|c| c.reason.as_str()),
                 "action": a.action.as_ref().map(|x| x.kind.as_str()),
