@@ -98,7 +98,10 @@ fn fail_open_retries_a_provider_failure_once_and_fail_closed_gives_up() {
         let action = host.on_failure(&route, &status(503, "overloaded"), None).expect("no error").value;
         assert_eq!(action.kind, first, "{mode:?}: {}", action.why);
         if first == ActionKind::Retry {
-            assert_eq!((action.route.as_ref().map(Route::label_with_credential), action.delay_ms), (Some(route.label_with_credential()), FAIL_OPEN_DELAY_MS));
+            assert_eq!(
+                (action.route.as_ref().map(Route::label_with_credential), action.delay_ms),
+                (Some(route.label_with_credential()), FAIL_OPEN_DELAY_MS)
+            );
         } else {
             assert!(action.error.expect("a final error").message.contains("the failover policy failed"));
         }

@@ -185,7 +185,11 @@ fn send_list(want: &[SendMatch], got: &[Send]) -> Vec<String> {
         for (name, want, got) in checks {
             if let Some(want) = want {
                 if want != got {
-                    diffs.push(format!("send {i} {name}: expected `{want}`, got `{got}` ({} {})", s.route.label_with_credential(), s.outcome));
+                    diffs.push(format!(
+                        "send {i} {name}: expected `{want}`, got `{got}` ({} {})",
+                        s.route.label_with_credential(),
+                        s.outcome
+                    ));
                 }
             }
         }
