@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from test_store import RedisServer
 
 from failover_policy.mock import MockProviders
 
@@ -77,3 +78,13 @@ def broken(feature: str) -> Path:
         )
         shutil.copy(BROKEN_TARGET / "wasm32-wasip2" / "release" / "broken_policy.wasm", out)
     return out
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free port of 127.0.0.1, for the store and echoed-key tests."""
+    server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.kill()

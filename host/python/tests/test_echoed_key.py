@@ -17,7 +17,6 @@ import httpx
 import openai
 import pytest
 import redis
-from test_store import RedisServer
 
 from failover_policy import AsyncFailoverTransport, FailoverTransport, FileStore, Policy, RedisStore, VirtualClock
 from failover_policy.secrets import Scrub
@@ -88,13 +87,6 @@ def echo() -> Iterator[Echo]:
     e.server.server_close()
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def sync_create(policy: Policy) -> Any:
