@@ -1,5 +1,5 @@
 //! Copies the contract (`wit/policy.wit`) into `$OUT_DIR/wit` for `generate!`: unchanged, or with
-//! the `contract-0-3` feature, as package version 0.3.0, so hosts can be shown refusing a
+//! the `contract-0-4` feature, as package version 0.4.0, so hosts can be shown refusing a
 //! contract version they do not speak.
 
 use std::path::PathBuf;
@@ -9,9 +9,9 @@ fn main() {
     let source = manifest.join("../../../wit/policy.wit");
     println!("cargo:rerun-if-changed={}", source.display());
     let wit = std::fs::read_to_string(&source).unwrap_or_else(|e| panic!("cannot read {}: {e}", source.display()));
-    let wit = if std::env::var_os("CARGO_FEATURE_CONTRACT_0_3").is_some() {
+    let wit = if std::env::var_os("CARGO_FEATURE_CONTRACT_0_4").is_some() {
         let package = wit.lines().find(|l| l.starts_with("package failover:policy@")).expect("the contract names its package");
-        wit.replacen(package, "package failover:policy@0.3.0;", 1)
+        wit.replacen(package, "package failover:policy@0.4.0;", 1)
     } else {
         wit
     };

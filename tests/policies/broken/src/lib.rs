@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-// The contract as build.rs leaves it: `wit/policy.wit`, or with `contract-0-3` version 0.3.0.
+// The contract as build.rs leaves it: `wit/policy.wit`, or with `contract-0-4` version 0.4.0.
 wit_bindgen::generate!({ world: "failover", path: concat!(env!("OUT_DIR"), "/wit") });
 
 use exports::failover::policy::policy as wp;
@@ -83,6 +83,14 @@ impl wp::Guest for Component {
         Ok(a)
     }
 
+    fn changes(_: String, _: String) -> Result<Option<String>, wp::StateError> {
+        Ok(None)
+    }
+
+    fn fold(states: Vec<String>, _: u64, _: u64) -> Result<wp::Folded, wp::StateError> {
+        Ok(wp::Folded { state: states.into_iter().next(), unreadable: Vec::new(), forgotten: 0 })
+    }
+
     fn version() -> wp::VersionInfo {
         wp::VersionInfo { policy: format!("broken-{}", env!("CARGO_PKG_VERSION")), schema: SCHEMA }
     }
@@ -159,6 +167,10 @@ impl wp::GuestEngine for Engine {
 
     fn check(&self) -> wp::CheckReport {
         wp::CheckReport { ok: true, findings: vec![format!("broken test policy holding {} bytes of state", self.state.borrow().len())] }
+    }
+
+    fn absorb(&self, _: String) -> Result<(), wp::StateError> {
+        Ok(())
     }
 }
 
