@@ -133,7 +133,8 @@ export class Policy {
     if (state) this.#bound('the state', state);
     this.#engine = this.#create(this.#guest, state);
     this.#last = this.#engine.snapshot();
-    this.#sync.started(known);
+    // Nothing stored and nothing given: the fresh state is nothing to tell the fleet.
+    this.#sync.started(known ?? (text === undefined ? this.#last : undefined));
   }
 
   /** What store-sync.js may do with this policy. */
