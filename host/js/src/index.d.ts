@@ -207,8 +207,10 @@ export interface FileStoreOptions extends FleetOptions {
 export interface RedisStoreOptions extends FleetOptions {
   /** The keys are `failover-policy:<name>`. */
   name: string;
-  /** Every operation's bound, connecting included (200). */
+  /** Every operation's bound on a connection (200). */
   timeoutMs?: number;
+  /** Setting a connection up (TCP, TLS, AUTH), at most once per `retryMs` after a failure (1000). */
+  connectTimeoutMs?: number;
   /** The CA (PEM) to trust for a `rediss://` URL. */
   caFile?: string;
 }

@@ -17,6 +17,7 @@ export class RedisStore {
   #url;
   #key;
   #timeoutMs;
+  #connectTimeoutMs;
   #ca;
   #tls;
   #client;
@@ -25,14 +26,16 @@ export class RedisStore {
 
   /**
    * `url`: `redis://[user:password@]host:port[/db]` or `rediss://` (TLS; `caFile` names the CA
-   * to trust, PEM). Options: `name` (the key is `failover-policy:<name>`), `timeoutMs` (200),
-   * `caFile`, and the fleet options of store-options.js.
+   * to trust, PEM). Options: `name` (the key is `failover-policy:<name>`), `timeoutMs` (200: each
+   * operation on a connection), `connectTimeoutMs` (1000: setting a connection up, TCP, TLS and
+   * AUTH, which a cold process on a busy machine needs more than 200 ms for; it happens once, and
+   * after a failure at most once per `retryMs`), `caFile`, and the fleet options of store-options.js.
    */
   /**
    * @param {string} url
    * @param {import('./index.js').RedisStoreOptions} [options]
    */
-  constructor(url, { name, timeoutMs = 200, caFile, ...fleet } = /** @type {any} */ ({})) {
+  constructor(url, { name, timeoutMs = 200, connectTimeoutMs = 1000, caFile, ...fleet } = /** @type {any} */ ({})) {
     let parsed;
     try {
       parsed = new URL(url);
@@ -44,6 +47,7 @@ export class RedisStore {
     }
     if (typeof name !== 'string' || name === '') throw new TypeError('the Redis store needs a name (the key is failover-policy:<name>)');
     if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new TypeError(`timeoutMs must be a number > 0, not ${timeoutMs}`);
+    if (!(Number.isFinite(connectTimeoutMs) && connectTimeoutMs > 0)) throw new TypeError(`connectTimeoutMs must be a number > 0, not ${connectTimeoutMs}`);
     if (caFile !== undefined && parsed.protocol !== 'rediss:') throw new TypeError('caFile is for TLS: use a rediss:// URL');
     try {
       this.#ca = caFile === undefined ? undefined : readFileSync(caFile);
@@ -54,7 +58,8 @@ export class RedisStore {
     this.#url = url;
     this.#key = `failover-policy:${name}`;
     this.#timeoutMs = timeoutMs;
-    this.fleet = fleetOptions(fleet, ['name', 'timeoutMs', 'caFile']);
+    this.#connectTimeoutMs = connectTimeoutMs;
+    this.fleet = fleetOptions(fleet, ['name', 'timeoutMs', 'connectTimeoutMs', 'caFile']);
     // Never print the password.
     parsed.password = parsed.password ? '***' : '';
     this.where = `state store ${parsed.href} ${this.#key}`;
@@ -184,12 +189,14 @@ export class RedisStore {
    */
   async #op(what, fn) {
     let timer;
-    const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailable(`${this.where}: ${what} got no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    const within = (ms, doing) => new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailable(`${this.where}: ${what} got no answer within ${ms} ms${doing}`)), ms);
     });
     try {
-      const client = await Promise.race([this.#connect(), timeout]);
-      return await Promise.race([fn(client), timeout]);
+      const client = this.#client?.isReady ? this.#client
+        : await Promise.race([this.#connect(), within(this.#connectTimeoutMs, ' (connecting)')]);
+      clearTimeout(timer);
+      return await Promise.race([fn(client), within(this.#timeoutMs, '')]);
     } catch (e) {
       if (e instanceof StoreError) {
         if (e instanceof StoreUnavailable) this.#drop();
@@ -210,7 +217,7 @@ export class RedisStore {
     if (!this.#connecting) {
       this.#drop();
       const socket = /** @type {any} */ ({
-        connectTimeout: this.#timeoutMs,
+        connectTimeout: this.#connectTimeoutMs,
         // No reconnect loop of the client's own: while Redis is down, store-sync.js asks again
         // only after `retryMs`, so a down Redis sees one connection attempt per pause.
         reconnectStrategy: false,
