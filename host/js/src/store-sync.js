@@ -52,6 +52,7 @@ export class StoreSync {
   /** Until when (Date.now) the store is not asked again after a failure. */
   #pausedUntil = 0;
   #retryTimer;
+  #closing;
   #closed = false;
   stats = { saves: 0, saveMs: /** @type {number[]} */ ([]), refreshes: 0, failures: 0, folds: 0 };
 
@@ -131,20 +132,25 @@ export class StoreSync {
     return this.#refreshing;
   }
 
-  /** Waits for the save under way, then flushes what is owed (one bounded attempt); closes the store. */
-  async close() {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearTimeout(this.#retryTimer);
-    await this.#refreshing;
-    await this.#folding;
-    await this.#saving;
-    if (this.#owes()) {
-      this.#pausedUntil = 0;
-      await this.#saveLoop();
-    }
-    open.delete(this);
-    await this.#store.close();
+  /**
+   * Waits for the save under way, then flushes what is owed (one bounded attempt) and any fold it
+   * started; closes the store.
+   */
+  close() {
+    this.#closing ??= (async () => {
+      clearTimeout(this.#retryTimer);
+      await this.#refreshing;
+      await this.#saving;
+      if (this.#owes()) {
+        this.#pausedUntil = 0;
+        await this.#saveLoop();
+      }
+      await this.#folding;
+      this.#closed = true;
+      open.delete(this);
+      await this.#store.close();
+    })();
+    return this.#closing;
   }
 
   /** Whether a change has not reached the store yet. */

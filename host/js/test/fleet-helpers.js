@@ -42,7 +42,8 @@ export async function startRedis({ port, tls, user } = {}) {
   const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
   if (tls) args.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no');
   else args.push('--port', String(port));
-  if (user) args.push('--user', `${user.name} on >${user.password} ~failover-policy:* +@all`, '--user', 'default off');
+  // Each word of an ACL rule is its own argument on redis-server's command line.
+  if (user) args.push('--user', user.name, 'on', `>${user.password}`, '~failover-policy:*', '+@all', '--user', 'default', 'off');
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
