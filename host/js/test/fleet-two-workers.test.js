@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { startMockProvider, completion } from './mock-provider.js';
 import { startRedis, tempDir, runNode } from './fleet-helpers.js';
 
-const CALLER = fileURLToPath(new URL('./fleet-call-worker.mjs', import.meta.url));
+const CALLER = fileURLToPath(new URL('../bench/call-worker.mjs', import.meta.url));
 const QUOTA = { status: 429, body: { error: { message: 'usage allocated quota exceeded.', type: 'insufficient_quota', code: 'insufficient_quota' } } };
 
 async function twoWorkers(storeSpec, dir) {

@@ -1,4 +1,4 @@
-// A worker of the two-worker test: real calls through a Policy on a store, `--calls` of them
+// A worker of test/fleet-two-workers.test.js: real calls through a Policy on a store, `--calls` of them
 // `--every-ms` apart, each tagged with `x-worker: <tag>` so the mock can tell the workers apart.
 // Prints one JSON line: each call's answering provider.
 import { readFileSync, writeSync } from 'node:fs';
