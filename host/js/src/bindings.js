@@ -7,11 +7,17 @@ import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { ContractError } from './errors.js';
 
 /**
- * The contract versions this host speaks, oldest first. 0.2.0 keeps every 0.1.0 type and
- * function and adds the driven call (`Policy.begin`), so both load through the same
- * glue: only the version in the export key differs (jco's import keys carry none).
+ * The contract versions this host speaks, oldest first. Each keeps every type and function of
+ * the one before: 0.2.0 adds the driven call (`Policy.begin`), 0.3.0 what a fleet sharing a store
+ * needs (`engine.absorb`, `changes`, `fold`). All load through the same glue: only the version
+ * in the export key differs (jco's import keys carry none).
  */
-export const CONTRACTS = ['0.1.0', '0.2.0'];
+export const CONTRACTS = ['0.1.0', '0.2.0', '0.3.0'];
+
+/** Whether contract `contract` has what `since` added (versions compare as in CONTRACTS). */
+export function speaks(contract, since) {
+  return CONTRACTS.indexOf(contract) >= CONTRACTS.indexOf(since);
+}
 const POLICY = 'failover:policy/policy';
 const HOST = 'failover:policy/host';
 
@@ -152,6 +158,7 @@ export function instantiate(entry, host) {
   if (!api?.Engine) throw new Error(`not a policy component: no ${entry.exportName} engine`);
   // jco would only fail at the first call of a missing function, which would count as a fault.
   const missing = FUNCTIONS.filter((name) => typeof api[name] !== 'function');
+  if (speaks(entry.contract, '0.3.0')) missing.push(...FLEET_FUNCTIONS.filter((name) => typeof api[name] !== 'function'));
   if (missing.length > 0) {
     throw new Error(`not a policy component: it does not export ${missing.join(', ')} from ${entry.exportName}`);
   }
@@ -160,6 +167,8 @@ export function instantiate(entry, host) {
 
 /** The interface's stateless functions, every one of which a policy must export. */
 const FUNCTIONS = ['classify', 'succeeded', 'merge', 'version'];
+/** What contract 0.3.0 adds to them (`engine.absorb` is a method, checked at its first call). */
+const FLEET_FUNCTIONS = ['changes', 'fold'];
 
 // ---- validation of outside values before they reach the guest (jco coerces silently) ----
 
@@ -290,6 +299,23 @@ class Guest {
 
   version() {
     return this.api.version();
+  }
+
+  /** `{ok: merged}` or `{err: state-error}`. */
+  merge(a, b) {
+    return tagged(() => this.api.merge(str(a, 'state a'), str(b, 'state b')));
+  }
+
+  /** `{ok: delta or undefined}` or `{err: state-error}` (contract 0.3.0). */
+  changes(since, now) {
+    return tagged(() => this.api.changes(str(since, 'since'), str(now, 'now')));
+  }
+
+  /** `{ok: {state, unreadable: [{index, message, newer}], forgotten}}` or `{err}` (contract 0.3.0). */
+  fold(states, nowMs, forgetAfterMs) {
+    if (!Array.isArray(states)) throw new TypeError('states must be an array of snapshots (JSON text)');
+    const list = states.map((s, i) => str(s, `states[${i}]`));
+    return tagged(() => this.api.fold(list, uint(nowMs, 'nowMs', 64), uint(forgetAfterMs, 'forgetAfterMs', 64)));
   }
 
   /** Frees `engine` in the guest now (instead of when it is garbage collected). */

@@ -27,10 +27,68 @@ export class PolicyError extends Error {
  */
 export class ContractError extends Error {
   constructor(exported, spoken) {
-    super(`component exports ${exported ?? 'no failover:policy/policy interface'}; this host speaks ${spoken.join(' and ')}`);
+    super(`component exports ${exported ?? 'no failover:policy/policy interface'}; this host speaks ${spokenList(spoken)}`);
     this.name = 'ContractError';
     this.exported = exported;
     this.spoken = spoken;
+  }
+}
+
+/** `['a', 'b', 'c']` as `a, b and c`. */
+function spokenList(spoken) {
+  return spoken.length < 2 ? spoken.join('') : `${spoken.slice(0, -1).join(', ')} and ${spoken.at(-1)}`;
+}
+
+/**
+ * A function the running policy's contract lacks (`absorb` needs 0.3.0): `what` is the function,
+ * `contract` the running policy's version, `needs` the first version that has it.
+ */
+export class Unsupported extends ContractError {
+  constructor(what, contract, needs) {
+    super(`failover:policy/policy@${contract}`, [contract]);
+    this.message = `${what} needs a policy of contract ${needs}; the running policy speaks ${contract}`;
+    this.name = 'Unsupported';
+    Object.assign(this, { what, contract, needs });
+  }
+}
+
+/** The policy refused a state (`merge`, `changes`, `fold`, `absorb`): its message names the field. */
+export class StateError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'StateError';
+  }
+}
+
+/** The state store could not be read or written; the policy goes on from its own state. */
+export class StoreError extends Error {
+  constructor(message, cause) {
+    super(message, cause ? { cause } : undefined);
+    this.name = 'StoreError';
+  }
+}
+
+/** The store did not answer within its timeout, or cannot be reached (Redis down). */
+export class StoreUnavailable extends StoreError {
+  constructor(message, cause) {
+    super(message, cause);
+    this.name = 'StoreUnavailable';
+  }
+}
+
+/** Another process held the file store's lock past `lockTimeoutMs`. */
+export class StoreLocked extends StoreError {
+  constructor(message) {
+    super(message);
+    this.name = 'StoreLocked';
+  }
+}
+
+/** The stored base state is of a newer schema than this policy reads: it is left untouched. */
+export class StoreRefused extends StoreError {
+  constructor(message) {
+    super(message);
+    this.name = 'StoreRefused';
   }
 }
 

@@ -179,7 +179,63 @@ export interface LoadOptions {
   crashWindowMs?: number;
   /** The largest config, state or request body handed to the policy (default 1 MiB). */
   maxPayloadBytes?: number;
+  /**
+   * The fleet's shared state (tests/fleet/README.md): loaded at start and merged with `state`,
+   * refreshed at the start of calls (at most every `refreshMs`), appended to after every state
+   * change without delaying the caller, flushed by `close()` and at the process's `beforeExit`
+   * (`process.exit()` skips that; the file store then appends synchronously on 'exit').
+   * @throws StoreRefused (from `load`) when the stored base is of a newer schema.
+   */
+  store?: FileStore | RedisStore;
 }
+
+/** The options every store shares (the spec's names, camelCase); the defaults are the spec's. */
+export interface FleetOptions {
+  /** The shortest time between two refreshes (250). */
+  refreshMs?: number;
+  /** After a store failure, refreshes pause this long and a failed save is retried after it (5000). */
+  retryMs?: number;
+  /** A log holding more entries than this is folded into the base (256). */
+  foldAfter?: number;
+  /** A fold forgets records of keys and routes with no sign of life for this long (7 days; 0: never). */
+  forgetAfterMs?: number;
+}
+export interface FileStoreOptions extends FleetOptions {
+  /** The longest wait for `<path>.lock` (250). */
+  lockTimeoutMs?: number;
+}
+export interface RedisStoreOptions extends FleetOptions {
+  /** The keys are `failover-policy:<name>`. */
+  name: string;
+  /** Every operation's bound on a connection (200). */
+  timeoutMs?: number;
+  /** Setting a connection up (TCP, TLS, AUTH), at most once per `retryMs` after a failure (1000). */
+  connectTimeoutMs?: number;
+  /** The CA (PEM) to trust for a `rediss://` URL. */
+  caFile?: string;
+}
+/** `<path>` (base), `<path>.log` (one delta per line), `<path>.lock` (flock), shared by every host. */
+export class FileStore {
+  constructor(path: string, options?: FileStoreOptions);
+  readonly where: string;
+  readonly fleet: Required<FleetOptions>;
+}
+/** `failover-policy:<name>` (base), `:log` (a stream of deltas), `:folded`; `redis://` or `rediss://`, ACL user and password in the URL. */
+export class RedisStore {
+  constructor(url: string, options: RedisStoreOptions);
+  readonly where: string;
+  readonly fleet: Required<FleetOptions>;
+}
+/** A store from `redis://…`, `rediss://…` (options need `name`), `file:/abs/path` or a path. */
+export function openStore(spec: string, options?: FileStoreOptions | RedisStoreOptions): FileStore | RedisStore;
+
+/** One of `fold`'s states it could not read; `newer`: written by a newer policy (keep it for that one). */
+export interface UnreadableState { index: number; message: string; newer: boolean }
+/** `fold`'s result (WIT `folded`). */
+export interface Folded { state?: string; unreadable: UnreadableState[]; forgotten: number }
+
+/** What the store did for this process. */
+export interface StoreStats { saves: number; saveMs: number[]; refreshes: number; failures: number; folds: number }
 
 export class Policy {
   /** @throws ContractError for a component of a contract version this host does not speak. */
@@ -201,8 +257,20 @@ export class Policy {
   snapshot(): string;
   check(): { ok: boolean; findings: string[] };
   version(): { policy: string; schema: number };
-  /** The contract version the running policy speaks: '0.1.0' (a deployed older build) or '0.2.0'. */
-  readonly contract: '0.1.0' | '0.2.0';
+  /** The contract version the running policy speaks: '0.1.0', '0.2.0' (deployed older builds) or '0.3.0'. */
+  readonly contract: '0.1.0' | '0.2.0' | '0.3.0';
+  /** Merges peers' state into the running engine. @throws Unsupported before contract 0.3.0; StateError for an unreadable state. */
+  absorb(state: string | object): void;
+  /** Two snapshots merged by the policy. @throws StateError */
+  merge(a: string, b: string): string;
+  /** What `now` holds that `since` does not, or undefined; before 0.3.0: the whole `now` when its text differs. @throws StateError */
+  changes(since: string, now: string): string | undefined;
+  /** Many states folded into one, forgetting records idle for `forgetAfterMs` (0: none); before 0.3.0: pairwise merges, nothing forgotten. */
+  fold(states: string[], nowMs: number | bigint, forgetAfterMs: number | bigint): Folded;
+  /** Flushes what is owed to the store (one attempt, bounded) and closes it. */
+  close(): Promise<void>;
+  /** Undefined without a store. */
+  readonly storeStats: StoreStats | undefined;
   setSecrets(secrets?: Record<string, string>): void;
   setCredentials(credentials: Array<{ id: string; fingerprint: string }>): void;
   /**
@@ -236,6 +304,18 @@ export class SwapError extends Error {}
 export class GuestTrap extends PolicyError { cause: unknown }
 /** A config, state or body over `maxPayloadBytes`, refused before the call. */
 export class PayloadTooLarge extends PolicyError { what: string; size: number; limit: number }
+/** A function the running policy's contract lacks (`absorb` needs 0.3.0). */
+export class Unsupported extends ContractError { what: string; contract: string; needs: string }
+/** A state the policy could not read (`merge`, `changes`, `fold`, `absorb`); the message names the field. */
+export class StateError extends Error {}
+/** The store could not be read or written; decisions go on from memory. */
+export class StoreError extends Error {}
+/** No answer within the store's timeout, or it cannot be reached. */
+export class StoreUnavailable extends StoreError {}
+/** The file store's lock stayed taken past `lockTimeoutMs`. */
+export class StoreLocked extends StoreError {}
+/** The stored base is of a newer schema than this policy reads; it is left untouched. */
+export class StoreRefused extends StoreError {}
 
 export function defaultEnvName(credentialId: string): string;
 export function fingerprint(secret: string): string;

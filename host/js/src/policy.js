@@ -2,7 +2,7 @@
 // decision (route, retry, rotate, fall back, wait, give up, messages) comes from the guest.
 import { readFile } from 'node:fs/promises';
 import {
-  compile, instantiate, tagged, dispose, uint, encodeRoute, encodeFailure, encodeProgress, encodeRequest, encodeCredentials,
+  compile, instantiate, tagged, dispose, uint, speaks, encodeRoute, encodeFailure, encodeProgress, encodeRequest, encodeCredentials,
   encodeResponse, MAX_ERROR_BODY,
 } from './bindings.js';
 import { hostImports } from './host.js';
@@ -12,11 +12,14 @@ import { resolveSecrets, credentialInfo, Scrub } from './secrets.js';
 import { send } from './http.js';
 import { drive } from './drive.js';
 import { httpCarrier } from './carrier.js';
-import { ConfigError, GuestTrap, PayloadTooLarge, PolicyError, SwapError } from './errors.js';
+import { ConfigError, GuestTrap, PayloadTooLarge, PolicyError, StateError, SwapError, Unsupported } from './errors.js';
+import { StoreSync } from './store-sync.js';
 import { FAULT_RULE, closedMessage, crashLoopMessage, describe, failedAction, finalError, succeeded as faultSucceeded } from './fault.js';
 
 const DEFAULT_WASM = new URL('./policy.wasm', import.meta.url);
 const MiB = 1 << 20;
+/** Where `load` hands the constructor a store: the engine waits for the store's first load. */
+const STORE = Symbol('store');
 
 export class Policy {
   #config;
@@ -53,6 +56,8 @@ export class Policy {
   #faults = [];
   /** Why every call now fails closed (a crash loop with nothing to fall back to), if it does. */
   #closed;
+  /** The fleet's shared state (store-sync.js), when loaded with a `store`. */
+  #sync;
 
   /**
    * Loads the policy for `config` (an object or JSON text).
@@ -62,9 +67,20 @@ export class Policy {
    * ('open' or 'closed': what a call gets when the policy fails), `maxCrashes` and
    * `crashWindowMs` (that many faults within the window is a crash loop), `maxPayloadBytes`.
    */
+  /**
+   * @param {object | string} config
+   * @param {import('./index.js').LoadOptions} [options]
+   */
   static async load(config, options = {}) {
     const entry = await compile(await readWasm(options.wasm ?? DEFAULT_WASM));
-    return new Policy(entry, config, options);
+    const { store, ...rest } = /** @type {any} */ (options);
+    if (store === undefined || store === null) return new Policy(entry, config, rest);
+    if (typeof store?.load !== 'function' || typeof store?.append !== 'function' || !store.fleet) {
+      throw new TypeError('store must be a FileStore or a RedisStore (see openStore)');
+    }
+    const policy = new Policy(entry, config, /** @type {any} */ ({ ...rest, [STORE]: store }));
+    await policy.#openStore(rest.state);
+    return policy;
   }
 
   /**
@@ -74,8 +90,9 @@ export class Policy {
    */
   constructor(entry, config, {
     state, secrets, credentials, clock, onEvent, send: syncSend, seed,
-    failMode = 'open', maxCrashes = 3, crashWindowMs = 60_000, maxPayloadBytes = MiB,
+    failMode = 'open', maxCrashes = 3, crashWindowMs = 60_000, maxPayloadBytes = MiB, ...more
   } = {}) {
+    if ('store' in more) throw new TypeError('a store needs Policy.load (its first load is asynchronous)');
     if (seed !== undefined && !(Number.isSafeInteger(seed) || typeof seed === 'bigint')) {
       throw new TypeError('seed must be an integer');
     }
@@ -101,8 +118,44 @@ export class Policy {
     });
     this.#entry = entry;
     this.#guest = instantiate(entry, this.#host);
+    if (more[STORE]) {
+      this.#sync = new StoreSync(more[STORE], this.#storeOps());
+      return; // the engine starts in #openStore, from the store's state
+    }
     this.#engine = this.#create(this.#guest, state ?? undefined);
     this.#last = this.#engine.snapshot();
+  }
+
+  /** Starts the engine from the store's state merged with `given` (see StoreSync.load). */
+  async #openStore(given) {
+    const text = given === undefined || given === null ? undefined : typeof given === 'string' ? given : JSON.stringify(given);
+    const { state, known } = await this.#sync.load(text);
+    if (state) this.#bound('the state', state);
+    this.#engine = this.#create(this.#guest, state);
+    this.#last = this.#engine.snapshot();
+    // Nothing stored and nothing given: the fresh state is nothing to tell the fleet.
+    this.#sync.started(known ?? (text === undefined ? this.#last : undefined));
+  }
+
+  /** What store-sync.js may do with this policy. */
+  #storeOps() {
+    const policy = this;
+    return {
+      snapshot: () => this.#last,
+      changes: (since, now) => this.changes(since, now),
+      merge: (a, b) => this.merge(a, b),
+      fold: (states, nowMs, forgetAfterMs) => this.fold(states, nowMs, forgetAfterMs),
+      absorb: (state) => this.absorb(state),
+      notice: (rule, message) => this.#notice(rule, message),
+      get live() {
+        return speaks(policy.contract, '0.3.0');
+      },
+    };
+  }
+
+  /** A refresh from the store at a call's start (paced; see StoreSync.refresh). */
+  #refresh() {
+    return this.#sync?.refresh();
   }
 
   #create(guest, state) {
@@ -131,6 +184,7 @@ export class Policy {
       const out = fn(this.#engine, this.#guest);
       if (mutates === MUTATES || (mutates === WITH_AN_EVENT && this.#emitted !== emitted) || (typeof mutates === 'function' && mutates(out))) {
         this.#last = this.#engine.snapshot();
+        this.#sync?.changed();
       }
       return out;
     } catch (e) {
@@ -209,6 +263,7 @@ export class Policy {
 
   /** The route to start with; throws a PolicyError saying per provider why there is none. */
   select() {
+    this.#refresh();
     const r = this.#run(WITH_AN_EVENT, (e) => tagged(() => e.select()), (mode, why) => ({ err: { message: finalError(why).message, providers: [] } }));
     if (r.err) throw noRouteError(r.err);
     return r.ok;
@@ -221,6 +276,7 @@ export class Policy {
    * Throws a PolicyError with the guest's final error (per provider why) when no route will do.
    */
   startCall() {
+    this.#refresh();
     const r = this.#run(WITH_AN_EVENT, (e) => tagged(() => e.startCall()), (mode, why) => ({ err: finalError(why) }));
     if (r.err) throw new PolicyError(r.err);
     return r.ok;
@@ -286,7 +342,78 @@ export class Policy {
     return this.#run(READS, (e, guest) => guest.version());
   }
 
-  /** The contract version the running policy speaks: '0.1.0' (a deployed older build) or '0.2.0'. */
+  /**
+   * Merges what other processes stored into the running engine (contract 0.3.0; a store's
+   * refresh calls it): a key a peer found exhausted is cooling here from now on. Throws
+   * Unsupported for an older policy, StateError for a state the policy cannot read.
+   */
+  absorb(state) {
+    if (!speaks(this.contract, '0.3.0')) throw new Unsupported('absorb', this.contract, '0.3.0');
+    const text = typeof state === 'string' ? state : JSON.stringify(state);
+    this.#bound('the state', text);
+    const r = this.#run(MUTATES, (e) => tagged(() => e.absorb(text)));
+    if (r.err) throw new StateError(r.err.message);
+  }
+
+  /** Two snapshots merged by the policy's rules. Throws StateError for one it cannot read. */
+  merge(a, b) {
+    if (typeof a !== 'string' || typeof b !== 'string') throw new TypeError('merge(a, b) takes two snapshots (JSON text)');
+    const r = this.#run(READS, (e, guest) => guest.merge(a, b));
+    if (r.err) throw new StateError(r.err.message);
+    return r.ok;
+  }
+
+  /**
+   * What `now` holds that `since` does not (a delta snapshot), or undefined when nothing that
+   * matters differs. An older policy (contract 0.1/0.2) has no such function: the whole `now`
+   * when its text differs.
+   */
+  changes(since, now) {
+    if (typeof since !== 'string' || typeof now !== 'string') throw new TypeError('changes(since, now) takes two snapshots (JSON text)');
+    if (!speaks(this.contract, '0.3.0')) return since === now ? undefined : now;
+    const r = this.#run(READS, (e, guest) => guest.changes(since, now));
+    if (r.err) throw new StateError(r.err.message);
+    return r.ok;
+  }
+
+  /**
+   * `states` (a base and the deltas since) folded into one: `{state, unreadable: [{index,
+   * message, newer}], forgotten}`, records with no sign of life in the `forgetAfterMs` before
+   * `nowMs` forgotten (0: none). An older policy merges pairwise and forgets nothing.
+   */
+  fold(states, nowMs, forgetAfterMs) {
+    if (!Array.isArray(states) || states.some((s) => typeof s !== 'string')) throw new TypeError('states must be an array of snapshots (JSON text)');
+    const [now, forget] = [uint(nowMs, 'nowMs', 64), uint(forgetAfterMs, 'forgetAfterMs', 64)];
+    if (speaks(this.contract, '0.3.0')) {
+      const r = this.#run(READS, (e, guest) => guest.fold(states, now, forget));
+      if (r.err) throw new StateError(r.err.message);
+      return r.ok;
+    }
+    let state;
+    const unreadable = [];
+    states.forEach((s, index) => {
+      const r = this.#run(READS, (e, guest) => guest.merge(state ?? s, s));
+      if (r.err) unreadable.push({ index, message: r.err.message, newer: /is newer than/.test(r.err.message) });
+      else state = r.ok;
+    });
+    return { state, unreadable, forgotten: 0 };
+  }
+
+  /**
+   * Flushes what this process owes the store (waiting for a save under way; one attempt bounded
+   * by the store's timeout) and closes it. Without a store, nothing to do.
+   */
+  async close() {
+    await this.#sync?.close();
+  }
+
+  /** What the store did for this process (saves with their wall times, refreshes, failures, folds); undefined without a store. */
+  get storeStats() {
+    const s = this.#sync?.stats;
+    return s && { ...s, saveMs: [...s.saveMs] };
+  }
+
+  /** The contract version the running policy speaks: '0.1.0', '0.2.0' (deployed older builds) or '0.3.0'. */
   get contract() {
     return this.#entry.contract;
   }
@@ -317,6 +444,7 @@ export class Policy {
    */
   begin(request, { timeoutMs } = {}) {
     if (this.contract === '0.1.0') return undefined;
+    this.#refresh();
     const req = encodeRequest(request);
     this.#bound('the request body', req.body);
     const options = { timeoutMs: timeoutMs === undefined ? undefined : uint(timeoutMs, 'timeoutMs', 64) };
@@ -361,6 +489,9 @@ export class Policy {
    * @param {import('./index.js').CallOptions} [options]
    */
   async call(request, { signal, timeoutMs, fetch: fetchImpl, carrier } = {}) {
+    // An async call waits for a due refresh (bounded by the store's timeout); `begin` then finds
+    // it done. A sync path (select, begin) goes on from memory while a Redis refresh runs.
+    await this.#refresh();
     const call = this.begin(request, { timeoutMs });
     if (!call) return this.#callWithoutDriving(request, { signal, fetchImpl });
     return drive(call, { carrier: carrier ?? httpCarrier({ fetchImpl }), secrets: this.#secrets, clock: this.#clock, signal });
@@ -450,6 +581,7 @@ export class Policy {
     this.#last = state;
     this.#faults = [];
     this.#closed = undefined;
+    this.#sync?.changed();
     return version;
   }
 }

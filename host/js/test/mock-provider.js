@@ -37,7 +37,7 @@ export async function startMockProvider(handlers = {}) {
       } catch {
         json = null;
       }
-      const record = { provider, path: `/${rest.join('/')}`, authorization: req.headers.authorization, model: json?.model, port: req.socket.remotePort };
+      const record = { provider, path: `/${rest.join('/')}`, authorization: req.headers.authorization, model: json?.model, port: req.socket.remotePort, worker: req.headers['x-worker'] };
       requests.push(record);
       const answer = handlers[provider]?.(record) ?? completion(json?.model);
       res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });

@@ -1,6 +1,6 @@
 // (a) Every scenario through the JS host: expectations met, trace equal to the golden file. The
-// current scenarios run on the packaged (0.2.0) policy, the frozen 0.1 scenarios on the deployed
-// 0.1.0 build (tests/policies/v0.1.0), which this host keeps loading.
+// current scenarios run on the packaged (0.3.0) policy, the frozen 0.1 and 0.2 scenarios on the
+// deployed 0.1.0 and 0.2.0 builds (tests/policies/v0.1.0, v0.2.0), which this host keeps loading.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
@@ -9,9 +9,11 @@ import { runScenario } from './scenario-runner.js';
 
 const CURRENT = new URL('../../../tests/scenarios/', import.meta.url);
 const V0_1 = new URL('../../../tests/policies/v0.1.0/', import.meta.url);
+const V0_2 = new URL('../../../tests/policies/v0.2.0/', import.meta.url);
 const SUITES = [
   { dir: CURRENT, prefix: '', wasm: undefined },
   { dir: new URL('scenarios/', V0_1), prefix: 'v0.1.0 ', wasm: fileURLToPath(new URL('failover_policy.wasm', V0_1)) },
+  { dir: new URL('scenarios/', V0_2), prefix: 'v0.2.0 ', wasm: fileURLToPath(new URL('failover_policy.wasm', V0_2)) },
 ];
 const scenarios = (dir) => readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
 
