@@ -32,7 +32,7 @@ from failover_policy import Policy  # noqa: E402
 
 HOSTS = ("rust", "python", "js")
 WORKER_TIMEOUT_S = 240
-QUOTA_REASON = "quota-exhausted"
+COOLDOWN_REASON = "billing"
 
 
 def worker_command(host: str) -> list[str]:
@@ -162,9 +162,10 @@ def missing_records(policy: Policy, states: list[str], workers: int, keys: int) 
         merged = policy.merge(merged, s)
     records = json.loads(merged).get("credentials", {})
     now = int(time.time() * 1000)
+    # OpenAI's `insufficient_quota` 429 is out of credit: the key rests as `billing`.
     return [f"w{i}-k{j}" for i in range(workers) for j in range(keys)
             if not (records.get(f"w{i}-k{j}", {}).get("cooldown_until_ms", 0) > now
-                    and records.get(f"w{i}-k{j}", {}).get("cooldown_reason") == QUOTA_REASON)]
+                    and records.get(f"w{i}-k{j}", {}).get("cooldown_reason") == COOLDOWN_REASON)]
 
 
 def percentile(values: list[float], q: float) -> float:

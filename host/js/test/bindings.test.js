@@ -69,6 +69,6 @@ test('a component missing a function of the interface is refused at instantiatio
     },
   };
   const host = hostImports({ clock: () => new VirtualClock(0), events: new Events(), secrets: () => new Map(), seed: 1 });
-  assert.throws(() => instantiate(stale, host), /not a policy component: it does not export succeeded from failover:policy\/policy@0\.2\.0/);
+  assert.throws(() => instantiate(stale, host), /not a policy component: it does not export succeeded from failover:policy\/policy@0\.3\.0/);
   assert.doesNotThrow(() => instantiate(entry, host));
 });
