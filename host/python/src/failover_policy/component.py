@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from importlib import resources
@@ -73,6 +74,10 @@ def _engine() -> wasmtime.Engine:
     config = wasmtime.Config()
     config.signals_based_traps = False  # see the module docstring
     config.epoch_interruption = True
+    # Opt-in: wasmtime's own compiled-code cache (its default directory), so a process per job
+    # starts in milliseconds instead of compiling the component (about 1.3 s on 2 cores).
+    if os.environ.get("FAILOVER_PY_COMPILE_CACHE") == "on":
+        config.cache = True
     return wasmtime.Engine(config)
 
 

@@ -145,6 +145,9 @@ class StoreSync:
             self.stats.save_ms.append((time.perf_counter() - began) * 1000)
             self.stats.saves += 1
             self.known = covering
+            # Our own entries count towards a fold too: a process that only writes folds as well
+            # (read back at a refresh they count again; folding a little early costs nothing).
+            self.entries += 1
             return True
         if self._try(append) is not None:
             self.owed = False
@@ -152,7 +155,7 @@ class StoreSync:
 
     def _fold_if_due(self, guest: Guest) -> None:
         """Folding is optional work: losing the race or failing skips it and loses nothing."""
-        if not self.store.fold_due(self.entries, self.position):
+        if not self.loaded or not self.store.fold_due(self.entries, self.position):
             return
         self.entries = 0  # whoever folded, the next refresh sees it and loads again
         if self._try(lambda: self.store.fold(guest)):
