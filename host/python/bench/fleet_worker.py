@@ -69,6 +69,9 @@ def main() -> int:
         time.sleep(max(0.0, args.start_at / 1000 - time.time()))
     for j in range(args.keys):
         policy.on_failure(Route("fleet", "m", f"w{args.worker}-k{j}", 0), 429, body=QUOTA_BODY)
+    stats = policy.store_stats  # kept by this process after close()
+    if stats is None:
+        raise RuntimeError("the policy has no store")
     decisions, seen_ms = 0, {}
     if args.mode == "watch":
         peers = {f"w{p}-k{j}" for p in range(args.peers) for j in range(args.keys) if p != args.worker}
@@ -87,9 +90,6 @@ def main() -> int:
                 break
             time.sleep(0.01)
         policy.close()
-    stats = policy.store_stats
-    if stats is None:
-        raise RuntimeError("the policy has no store")
     print(json.dumps({"host": "python", "worker": args.worker, "saves": stats.saves,
                       "save_ms": [round(ms, 3) for ms in stats.save_ms], "refreshes": stats.refreshes,
                       "decisions": decisions, "seen_ms": seen_ms}), flush=True)
