@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_store import RedisServer
+from redis_server import RedisServer
 
 from failover_policy.mock import MockProviders
 
@@ -60,6 +60,7 @@ BROKEN = ROOT / "tests" / "policies" / "broken"
 BROKEN_TARGET = ROOT / "target" / "broken-policies-py"
 # The deployed policy built for contract 0.1.0, which this host keeps loading.
 V0_1_WASM = ROOT / "tests" / "policies" / "v0.1.0" / "failover_policy.wasm"
+V0_2_WASM = ROOT / "tests" / "policies" / "v0.2.0" / "failover_policy.wasm"
 
 
 def broken(feature: str) -> Path:
@@ -84,6 +85,17 @@ def broken(feature: str) -> Path:
 def redis_server() -> Iterator[RedisServer]:
     """A real redis-server on a free port of 127.0.0.1, for the store and echoed-key tests."""
     server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def tls_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server speaking only TLS (certificates made with openssl here, for 127.0.0.1) with
+    the default user off and one ACL user limited to the store's keys and commands."""
+    server = RedisServer(tls_dir=tmp_path / "tls")
     try:
         yield server
     finally:

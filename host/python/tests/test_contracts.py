@@ -1,17 +1,25 @@
-"""The Python host speaks contracts 0.1.0 and 0.2.0: the deployed 0.1.0 build loads and decides
-as before, and a component of any other version is refused naming both, at load and at swap,
-with the running policy kept."""
+"""The Python host speaks contracts 0.1.0, 0.2.0 and 0.3.0: the deployed 0.1.0 and 0.2.0 builds
+load and decide as before (their frozen scenarios replay in test_scenarios.py), a 0.1/0.2 policy
+answers the fleet's operations as the fleet layout says, and a component of any other version is
+refused naming all three, at load and at swap, with the running policy kept."""
 
 import json
 
 import pytest
-from conftest import SECRETS, V0_1_WASM, broken, fallback_config
+from conftest import SECRETS, V0_1_WASM, V0_2_WASM, fallback_config
 
 from failover_policy import ActionKind, ContractError, EventKind, Policy, SwapError, VirtualClock
 from failover_policy.component import default_wasm
 from failover_policy.mock import QUOTA_429
 
-REFUSAL = r"exports failover:policy/policy@0\.3\.0; this host speaks 0\.1\.0 and 0\.2\.0"
+REFUSAL = r"exports failover:policy/policy@0\.9\.0; this host speaks 0\.1\.0, 0\.2\.0 and 0\.3\.0"
+
+
+def future_wasm() -> bytes:
+    """The packaged policy relabelled as contract 0.9.0 (same-length names: still a valid component)."""
+    data = default_wasm()
+    assert b"failover:policy/policy@0.3.0" in data
+    return data.replace(b"@0.3.0", b"@0.9.0")
 
 
 def cooled_policy(mock, **kw) -> Policy:
@@ -22,38 +30,76 @@ def cooled_policy(mock, **kw) -> Policy:
     return policy
 
 
-def test_the_packaged_policy_speaks_0_2(mock) -> None:
-    assert Policy.load(fallback_config(mock), secrets=SECRETS).contract == "0.2.0"
+def test_the_packaged_policy_speaks_0_3(mock) -> None:
+    assert Policy.load(fallback_config(mock), secrets=SECRETS).contract == "0.3.0"
 
 
-def test_the_0_1_fixture_loads_says_its_version_and_decides(mock) -> None:
-    policy = cooled_policy(mock, wasm=V0_1_WASM)
-    assert policy.contract == "0.1.0"
+@pytest.mark.parametrize("wasm, version", [(V0_1_WASM, "0.1.0"), (V0_2_WASM, "0.2.0")])
+def test_an_older_fixture_loads_says_its_version_and_decides(mock, wasm, version) -> None:
+    policy = cooled_policy(mock, wasm=wasm)
+    assert policy.contract == version
     name, schema = policy.version()
-    assert name.startswith("0.1.") and schema == 2
+    assert name.startswith(version[:4]) and schema == 2
     assert EventKind.CREDENTIAL_COOLDOWN in [e.kind for e in policy.events]
     assert policy.select().provider == "tencent-token-plan"
 
 
-def test_another_contract_version_is_refused_at_load_naming_both(mock) -> None:
+def test_another_contract_version_is_refused_at_load_naming_all_three(mock) -> None:
     with pytest.raises(ContractError, match=REFUSAL):
-        Policy.load(fallback_config(mock), secrets=SECRETS, wasm=broken("contract-0-3"))
+        Policy.load(fallback_config(mock), secrets=SECRETS, wasm=future_wasm())
 
 
 def test_another_contract_version_is_refused_at_swap_and_the_running_policy_stays(mock) -> None:
     policy = cooled_policy(mock)
     before, version = policy.snapshot(), policy.version()
     with pytest.raises(SwapError, match=REFUSAL):
-        policy.swap(broken("contract-0-3"))
-    assert (policy.version(), policy.contract, policy.snapshot()) == (version, "0.2.0", before)
+        policy.swap(future_wasm())
+    assert (policy.version(), policy.contract, policy.snapshot()) == (version, "0.3.0", before)
     assert policy.select().provider == "tencent-token-plan"
 
 
-def test_a_swap_to_the_0_1_fixture_and_back_carries_the_state(mock) -> None:
+@pytest.mark.parametrize("wasm, version", [(V0_1_WASM, "0.1.0"), (V0_2_WASM, "0.2.0")])
+def test_a_swap_to_an_older_fixture_and_back_carries_the_state(mock, wasm, version) -> None:
     policy = cooled_policy(mock)
-    policy.swap(V0_1_WASM)
-    assert policy.contract == "0.1.0"
-    assert policy.select().provider == "tencent-token-plan", "0.1.0 holds the cooldown 0.2.0 wrote"
+    policy.swap(wasm)
+    assert policy.contract == version
+    assert policy.select().provider == "tencent-token-plan", f"{version} holds the cooldown 0.3.0 wrote"
     policy.swap(default_wasm())
-    assert policy.contract == "0.2.0"
-    assert policy.select().provider == "tencent-token-plan", "and 0.2.0 again after 0.1.0"
+    assert policy.contract == "0.3.0"
+    assert policy.select().provider == "tencent-token-plan", f"and 0.3.0 again after {version}"
+
+
+def test_an_older_policy_answers_the_fleet_operations_as_the_layout_says(mock) -> None:
+    """No absorb (a clear ContractError), the whole snapshot as its changes, and a fold that merges
+    pairwise, forgets nothing and names what it cannot read."""
+    current = cooled_policy(mock)
+    old = Policy.load(fallback_config(mock), secrets=SECRETS, clock=VirtualClock(), wasm=V0_2_WASM)
+    fresh, cooled = old.snapshot(), current.snapshot()
+    with pytest.raises(ContractError, match=r"contract 0\.2\.0, which has no engine\.absorb \(added in 0\.3\.0\)"):
+        old.absorb(cooled)
+    assert old.changes(fresh, fresh) is None
+    assert old.changes(fresh, cooled) == cooled
+    folded = old.fold([fresh, "not json", cooled], forget_after_ms=1)
+    assert [(u.index, u.newer) for u in folded.unreadable] == [(1, False)]
+    assert folded.unreadable[0].message.startswith("snapshot 1: ")
+    assert folded.forgotten == 0
+    assert json.loads(folded.state or "{}")["credentials"]["ali-1"]["cooldown_until_ms"] > 0
+
+
+def test_the_current_policy_diffs_absorbs_and_folds(mock) -> None:
+    """Through both call paths (the suite runs again with FAILOVER_PY_CONVERTERS=off): a delta
+    holds the cooldown and nothing when nothing changed, a peer's delta cools the key here, and a
+    fold names an unreadable and a newer state apart."""
+    cooled = cooled_policy(mock)
+    peer = Policy.load(fallback_config(mock), secrets=SECRETS, clock=VirtualClock())
+    fresh = peer.snapshot()
+    delta = cooled.changes(fresh, cooled.snapshot())
+    assert delta is not None and "ali-1" in json.loads(delta)["credentials"]
+    assert cooled.changes(cooled.snapshot(), cooled.snapshot()) is None
+    peer.absorb(delta)
+    assert peer.select().provider == "tencent-token-plan", "the peer's cooldown holds here"
+    folded = peer.fold([fresh, "{", '{"schema": 99}', delta])
+    assert [(u.index, u.newer) for u in folded.unreadable] == [(1, False), (2, True)]
+    assert "newer" in folded.unreadable[1].message
+    with pytest.raises(Exception, match="state"):
+        peer.absorb('{"schema": 99}')

@@ -104,10 +104,16 @@ def async_create(policy: Policy) -> Any:
 
 
 def raw_state(store: FileStore | RedisStore, where: str) -> str:
-    """What the store holds, read as any process of the fleet would."""
+    """Everything the store holds, raw: the base and every log entry (what any process reads)."""
     if isinstance(store, FileStore):
-        return Path(where).read_text()
-    return redis.Redis.from_url(where).get(store.key).decode()
+        parts = [p.read_text() for p in (Path(where), Path(where + ".log")) if p.exists()]
+    else:
+        client = redis.Redis.from_url(where)
+        base = client.get(store.key)
+        parts = ([] if base is None else [base.decode()]) + \
+            [fields[b"state"].decode() for _, fields in client.xrange(store.log, "-", "+")]
+    assert parts, "the store holds nothing: the test would prove nothing"
+    return "\n".join(parts)
 
 
 def assert_no_key(what: str, text: str) -> None:

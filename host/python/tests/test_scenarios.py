@@ -1,6 +1,6 @@
 """(a) Every shared scenario through the Python host: expectations, then the golden trace. The
-current scenarios run on the packaged (0.2.0) policy, the frozen 0.1 scenarios on the deployed
-0.1.0 build (tests/policies/v0.1.0), which this host keeps loading."""
+current scenarios run on the packaged (0.3.0) policy, the frozen 0.1 and 0.2 scenarios on the
+deployed 0.1.0 and 0.2.0 builds (tests/policies/v0.1.0, v0.2.0), which this host keeps loading."""
 
 import difflib
 import json
@@ -11,16 +11,17 @@ from scenario_runner import run_scenario
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = ROOT / "tests" / "scenarios"
-V0_1 = ROOT / "tests" / "policies" / "v0.1.0"
+FROZEN = [ROOT / "tests" / "policies" / v for v in ("v0.1.0", "v0.2.0")]
 # (scenario, the policy to run it with: None for the packaged one)
 CASES = [(p, None) for p in sorted(SCENARIOS.glob("*.json"))] + \
-    [(p, V0_1 / "failover_policy.wasm") for p in sorted((V0_1 / "scenarios").glob("*.json"))]
-IDS = [p.stem if wasm is None else f"v0.1.0-{p.stem}" for p, wasm in CASES]
+    [(p, frozen / "failover_policy.wasm") for frozen in FROZEN for p in sorted((frozen / "scenarios").glob("*.json"))]
+IDS = [p.stem if wasm is None else f"{wasm.parent.name}-{p.stem}" for p, wasm in CASES]
 
 
-def test_scenarios_exist() -> None:
-    assert any(wasm is None for _, wasm in CASES), f"no scenarios under {SCENARIOS}"
-    assert any(wasm is not None for _, wasm in CASES), f"no frozen 0.1 scenarios under {V0_1}"
+@pytest.mark.parametrize("frozen", [None, *FROZEN], ids=["current", *(f.name for f in FROZEN)])
+def test_scenarios_exist(frozen: Path | None) -> None:
+    wasm = None if frozen is None else frozen / "failover_policy.wasm"
+    assert any(w == wasm for _, w in CASES), f"no scenarios under {SCENARIOS if frozen is None else frozen}"
 
 
 @pytest.mark.parametrize(("path", "wasm"), CASES, ids=IDS)

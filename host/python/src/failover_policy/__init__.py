@@ -22,8 +22,6 @@ from .store import (
                      FileStore,
                      RedisStore,
                      SetAside,
-                     StoreContended,
-                     Stored,
                      StoreError,
                      StoreLocked,
                      StoreRefused,
@@ -43,6 +41,7 @@ from .types import (
                      Event,
                      EventKind,
                      FinalError,
+                     Folded,
                      HttpResponse,
                      NoRoute,
                      Outbound,
@@ -53,14 +52,15 @@ from .types import (
                      Start,
                      TransportFailure,
                      TransportKind,
+                     UnreadableState,
 )
 
 __all__ = [
     "Action", "ActionKind", "AnswerBroken", "AsyncFailoverTransport", "Attempt", "CallProgress", "CallSuccess",
     "CheckReport", "Classified", "ConfigError", "ContractError", "CredentialState", "CredentialStatus", "Event",
-    "EventKind", "EventLog", "FailoverError", "FailoverTransport", "FileStore", "FinalError", "GuestTrap",
+    "EventKind", "EventLog", "FailoverError", "FailoverTransport", "FileStore", "FinalError", "Folded", "GuestTrap",
     "HttpResponse", "NoRoute", "NoRouteError", "Outbound", "Policy", "PolicyError",
     "PrepareError", "ProviderStatus", "Reason", "RedisStore", "Request", "Route", "SetAside", "Start",
-    "StoreContended", "StoreError", "StoreLocked", "StoreRefused", "StoreUnavailable", "Stored", "SwapError", "SystemClock",
-    "TransportFailure", "TransportKind", "VirtualClock",
+    "StoreError", "StoreLocked", "StoreRefused", "StoreUnavailable", "SwapError", "SystemClock",
+    "TransportFailure", "TransportKind", "UnreadableState", "VirtualClock",
 ]

@@ -56,10 +56,17 @@ class ContractError(PolicyError):
     """The component was built for a contract version this host does not speak; `exported` is
     its `failover:policy/policy` export (None when it has none), `spoken` the versions spoken."""
 
-    def __init__(self, exported: str | None, spoken: tuple[str, ...]) -> None:
+    def __init__(self, exported: str | None, spoken: tuple[str, ...], message: str | None = None) -> None:
         what = exported or "no failover:policy/policy interface"
-        super().__init__(f"component exports {what}; this host speaks {' and '.join(spoken)}")
+        versions = spoken[0] if len(spoken) == 1 else f"{', '.join(spoken[:-1])} and {spoken[-1]}"
+        super().__init__(message or f"component exports {what}; this host speaks {versions}")
         self.exported, self.spoken = exported, spoken
+
+    @classmethod
+    def lacks(cls, contract: str, export: str, since: str) -> ContractError:
+        """The running policy's contract has no `export` (added in contract `since`)."""
+        return cls(contract, (since,), f"the running policy speaks contract {contract}, which has no {export} "
+                                       f"(added in {since}): swap in a policy of contract {since} or later")
 
 
 class SwapError(PolicyError):

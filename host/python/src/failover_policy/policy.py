@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import secrets as _random
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any, TypeVar
 import httpx
 from wasmtime.component import ResourceAny
 
-from . import fault
+from . import fault, fleet
 from .clock import Clock, SystemClock
 from .component import Instance, Trapped, compile_component
 from .errors import ConfigError, ContractError, FailoverError, GuestTrap, NoRouteError, PolicyError, PrepareError, SwapError
@@ -25,7 +27,7 @@ from .fault import FailMode, Supervision
 from .http import ERROR_BODY_LIMIT, HttpSender
 from .limits import Limits
 from .secrets import Scrub, Secrets
-from .store import FileStore, RedisStore
+from .store import FileStore, RedisStore, Stats, StoreSync
 from .types import (
     Action,
     CallFailure,
@@ -37,6 +39,7 @@ from .types import (
     Event,
     EventKind,
     FinalError,
+    Folded,
     Headers,
     HttpResponse,
     NoRoute,
@@ -138,15 +141,46 @@ class FailedCall:
         pass
 
 
+class _StoreGuest:
+    """The policy's operations a store folds and diffs with (`store.layout.Guest`), made per use
+    so the store's per-process state never holds the policy (its exit hook must not keep it alive)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+
+    def fold(self, states: list[str], forget_after_ms: int) -> Folded:
+        return self._policy.fold(states, forget_after_ms=forget_after_ms)
+
+    def changes(self, since: str, now: str) -> str | None:
+        return self._policy.changes(since, now)
+
+    def merge(self, a: str, b: str) -> str:
+        return self._policy.merge(a, b)
+
+
+# Policies with a store and something possibly owed to it: flushed at interpreter exit.
+_OPEN: weakref.WeakSet[Policy] = weakref.WeakSet()
+EXIT_FLUSH_S = 2.0
+"""How long close() and the exit hook keep retrying what is owed to a store."""
+
+
+def _close_open() -> None:
+    for policy in list(_OPEN):
+        policy.close()
+
+
+atexit.register(_close_open)
+
+
 class Policy:
     """A loaded policy: one component instance and one engine, guarded by a lock.
 
     Use `Policy.load(...)`. Every guest call holds the lock, so threads may share a Policy.
     """
 
-    # A state store, when loaded with one; the last save's error while one is owed.
-    _store: FileStore | RedisStore | None = None
-    store_error: PolicyError | None = None
+    # With a state store: this process's side of it (known state, log position, what is owed).
+    _sync: StoreSync | None = None
+    _finalizer: weakref.finalize | None = None
 
     def __init__(self, config: str, host: _Host, wasm: Wasm, state: str | None,
                  limits: Limits = Limits(), supervision: Supervision = Supervision()) -> None:
@@ -173,8 +207,10 @@ class Policy:
         """Load `config` (dict, JSON text or path) with an optional snapshot `state`.
 
         With a `store` (FileStore, RedisStore) the policy starts from the stored state merged
-        with `state` and saves after every state change, each bounded by the store's timeout; a
-        failed save is kept in `store_error`, logged, and owed to the next call (catching up).
+        with `state`, appends what it learns after every state change, and at the start of a call
+        (at most every `refresh_ms`) takes in what other processes stored. Each store operation is
+        bounded by the store's timeout; a failure is kept in `store_error` and logged, and what it
+        could not save stays owed to the next save, `close()` or the interpreter's exit.
 
         Secrets come from `secrets` (credential id -> secret) or else the environment variables
         named in the config. `wasm` replaces the packaged component; `transport` is the httpx
@@ -208,33 +244,90 @@ class Policy:
     # ---- the state store ----
 
     def _attach(self, store: FileStore | RedisStore) -> None:
-        self._store = store
-        try:
-            stored = store.load(self.merge).state
-        except PolicyError as exc:
-            self.store_error = exc
-            log.warning("policy state not loaded, starting from our own: %s", exc)
-            return
-        if stored is not None:
-            state = self.merge(stored, self._last_snapshot)
-            self._inst, self._engine = self._instantiate(self._wasm, state)
-            self._last_snapshot = self._inst.snapshot(self._engine)
+        sync = self._sync = StoreSync(store)
+        with self._lock:
+            stored = sync.load(_StoreGuest(self))
+            if stored is not None:
+                # A fresh engine from the stored state announces the route it starts on.
+                state = self.merge(stored, self._last_snapshot)
+                self._inst, self._engine = self._instantiate(self._wasm, state)
+                self._last_snapshot = self._inst.snapshot(self._engine)
+        _OPEN.add(self)
+        # Dropped without close(): what is owed goes whole (no policy left to diff with).
+        self._finalizer = weakref.finalize(self, sync.flush_whole)
+        self._finalizer.atexit = False  # at exit, _close_open flushes while the policy still lives
+
+    @property
+    def store_error(self) -> PolicyError | None:
+        """The last store operation's error, until one succeeds (None without a store)."""
+        return None if self._sync is None else self._sync.error
+
+    @property
+    def store_stats(self) -> Stats | None:
+        """What this process did with its store: saves and their times, refreshes, folds."""
+        return None if self._sync is None else self._sync.stats
 
     def _save(self, before: str) -> None:
-        """After a state change, or while a save is owed, merge ours into the store."""
-        if self._store is None or (self._last_snapshot == before and self.store_error is None):
+        """After a state change, or while a save is owed: append what the store lacks."""
+        sync = self._sync
+        if sync is not None and (self._last_snapshot != before or sync.owed):
+            sync.save(_StoreGuest(self), self._last_snapshot)
+
+    def _refresh(self) -> None:
+        """At a call's start: take in what peers stored (paced by the store's `refresh_ms`)."""
+        sync = self._sync
+        assert sync is not None
+        state = sync.refresh(_StoreGuest(self), live=self._inst.fleet)
+        if state is None:
             return
         try:
-            self._store.save(self.merge, self._last_snapshot)
-            self.store_error = None
+            if self._inst.fleet:
+                why = self._inst.absorb(self._engine, state)
+                if why is not None:
+                    log.warning("policy state from %s not taken in: %s", sync.store.where, why)
+                    return
+            else:  # a 0.1/0.2 policy (only a load delayed by a failure gets here): a fresh engine
+                self._inst, self._engine = self._instantiate(self._wasm, self.merge(state, self._last_snapshot))
+            self._last_snapshot = self._inst.snapshot(self._engine)
+        except Trapped as exc:
+            log.error("policy component failed taking in stored state: %s", exc)
+            self._fault(exc.why)
         except PolicyError as exc:
-            self.store_error = exc
-            log.warning("policy state not saved (the next state change saves again): %s", exc)
+            log.warning("policy state from %s not taken in: %s", sync.store.where, exc)
+
+    def close(self, wait_s: float = EXIT_FLUSH_S) -> bool:
+        """Flush what is owed to the store (retrying for up to `wait_s`) and stop using it; the
+        policy goes on deciding from memory. Runs at interpreter exit for every open policy.
+        True when nothing is owed any more (always, without a store)."""
+        sync, self._sync = self._sync, None
+        if sync is None:
+            return True
+        _OPEN.discard(self)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if not sync.owed:
+            return True
+        if not self._lock.acquire(timeout=wait_s):  # a call stuck elsewhere: no diff, the whole state
+            sync.flush_whole()
+            return not sync.owed
+        try:
+            done = sync.flush(_StoreGuest(self), self._last_snapshot, wait_s)
+        finally:
+            self._lock.release()
+        if not done:
+            log.warning("policy state owed to %s not saved within %.1f s: %s", sync.store.where, wait_s, sync.error)
+        return done
+
+    def __enter__(self) -> Policy:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     # ---- plumbing: every guest call goes through here ----
 
     def _guest(self, fn: Callable[[Instance, ResourceAny], T], mutates: bool | str = True,
-               fallback: Callable[[FailMode, str], T] | None = None) -> T:
+               fallback: Callable[[FailMode, str], T] | None = None, starts: bool = False) -> T:
         """`fn` on the instance; when the policy fails, `fallback` decides (or GuestTrap is raised).
 
         After a call that changes persisted state (`mutates` True) the state is snapshotted, so a
@@ -242,18 +335,23 @@ class Policy:
         (select, start-call): only when the call emitted an event, since those calls change
         persisted state only to claim a circuit's probe or to move the active chain position, and
         announce each (a test holds the guest to this).
+
+        `starts`: a call starts here (select, start-call, call, begin), so with a store, what peers
+        stored is taken in first, and a save still owed is caught up.
         """
         with self._lock:
             if self._closed is not None:
                 return self._failed(self._closed, "closed", fallback)
+            if starts and self._sync is not None:
+                self._refresh()
             emitted = self._host.emitted
             try:
                 result = fn(self._inst, self._engine)
                 if mutates is True or (mutates == "events" and self._host.emitted != emitted):
                     before, self._last_snapshot = self._last_snapshot, self._inst.snapshot(self._engine)
                     self._save(before)
-                elif mutates == "events" and self.store_error is not None:
-                    self._save(self._last_snapshot)  # a save still owed: catch up, as every select did
+                elif starts and self._sync is not None and self._sync.owed:
+                    self._save(self._last_snapshot)  # a save still owed: catch up
                 return result
             except Trapped as exc:
                 log.error("policy component failed: %s", exc)
@@ -299,7 +397,8 @@ class Policy:
 
     def select(self) -> Route:
         """The route to start with; raises NoRouteError with per-provider statuses."""
-        result = self._guest(lambda i, e: i.select(e), mutates="events", fallback=lambda m, why: fault.no_route(why))
+        result = self._guest(lambda i, e: i.select(e), mutates="events", fallback=lambda m, why: fault.no_route(why),
+                             starts=True)
         if isinstance(result, NoRoute):
             raise NoRouteError(result)
         return result
@@ -311,7 +410,7 @@ class Policy:
         with the guest's final error (per provider why) when no route will do within the budget.
         """
         result = self._guest(lambda i, e: i.start_call(e), mutates="events",
-                             fallback=lambda m, why: fault.final_error(why))
+                             fallback=lambda m, why: fault.final_error(why), starts=True)
         if isinstance(result, FinalError):
             raise FailoverError(result, [])
         return result
@@ -349,7 +448,7 @@ class Policy:
         if not self.drives:
             raise ContractError(f"{self.contract} (no driven call)", ("0.2.0",))
         return self._guest(lambda i, e: DrivenCall(self, i, i.begin(e, request, timeout_ms)), mutates=False,
-                           fallback=lambda m, why: FailedCall(why))
+                           fallback=lambda m, why: FailedCall(why), starts=True)
 
     def _next(self, call: DrivenCall, given: CallInput) -> Step:
         def next_step(inst: Instance, _engine: ResourceAny) -> Step:
@@ -370,7 +469,7 @@ class Policy:
     def call(self, request: Request) -> CallSuccess:
         """The guest-driven loop; raises FailoverError with the policy's final message."""
         result = self._guest(lambda i, e: i.call(e, request),
-                             fallback=lambda m, why: CallFailure(fault.final_error(why), []))
+                             fallback=lambda m, why: CallFailure(fault.final_error(why), []), starts=True)
         if isinstance(result, CallSuccess):
             return result
         raise FailoverError(result.error, result.attempts)
@@ -406,6 +505,47 @@ class Policy:
             raise ConfigError("state", payload)
         return payload
 
+    def changes(self, since: str, now: str) -> str | None:
+        """What snapshot `now` knows that `since` does not, as a snapshot to append (None: nothing
+        but the save time or randomness differ). A 0.1/0.2 policy gives the whole of `now` when it
+        is not `since`. Raises ConfigError (field `state`) naming a snapshot it cannot read."""
+        def diff(i: Instance, _e: ResourceAny) -> tuple[bool, str | None]:
+            return i.changes(since, now) if i.fleet else (True, fleet.changes_whole(since, now))
+        ok, payload = self._guest(diff, mutates=False)
+        if not ok:
+            raise ConfigError("state", payload or "")
+        return payload
+
+    def fold(self, states: list[str], now_ms: int | None = None, forget_after_ms: int = 0) -> Folded:
+        """`states` merged into one, forgetting the records of credentials and routes with no sign
+        of life in the `forget_after_ms` before `now_ms` (the policy's clock by default; 0 forgets
+        nothing); `Folded.unreadable` lists the states it left out and why. Any number of states:
+        over the payload limit they are folded in chunks. A 0.1/0.2 policy merges pairwise and
+        forgets nothing."""
+        now = self.now_ms() if now_ms is None else now_ms
+
+        def run(i: Instance, _e: ResourceAny) -> Folded | str:
+            if not i.fleet:
+                return fleet.fold_pairwise(i.merge, states)
+            return fleet.fold_chunked(lambda chunk: i.fold(chunk, now, forget_after_ms), states,
+                                      self._limits.max_payload_bytes)
+        result = self._guest(run, mutates=False)
+        if isinstance(result, str):
+            raise ConfigError("state", result)
+        return result
+
+    def absorb(self, state: str) -> None:
+        """What other processes stored, merged into the running engine by `merge`'s rules (a key a
+        peer found exhausted cools here from now on). Raises ConfigError (field `state`) for state
+        it cannot read, ContractError on a 0.1/0.2 policy, which cannot (swap in a 0.3.0 one)."""
+        def run(i: Instance, e: ResourceAny) -> str | None:
+            if not i.fleet:
+                raise ContractError.lacks(i.contract, "engine.absorb", "0.3.0")
+            return i.absorb(e, state)
+        why = self._guest(run)
+        if why is not None:
+            raise ConfigError("state", why)
+
     def refresh_credentials(self, secrets: Mapping[str, str] | None = None) -> None:
         """Re-read the secrets (or take new ones) and tell the guest which ids have one."""
         if secrets is not None:
@@ -418,7 +558,8 @@ class Policy:
 
     @property
     def contract(self) -> str:
-        """The contract version the running policy speaks: `0.1.0` (a deployed older build) or `0.2.0`."""
+        """The contract version the running policy speaks: `0.3.0`, or `0.1.0`/`0.2.0` (a deployed
+        older build)."""
         return self._inst.contract
 
     def swap(self, wasm: bytes | str | Path) -> CheckReport:

@@ -255,6 +255,26 @@ class CheckReport:
     findings: list[str]
 
 
+# ---- a fleet's shared state (contract 0.3.0) ----
+
+@dataclass(frozen=True)
+class UnreadableState:
+    """One of `fold`'s states it could not read: its `index` in the list, why, and whether a newer
+    policy wrote it (then a store keeps it for that policy instead of setting it aside)."""
+    index: int
+    message: str
+    newer: bool
+
+
+@dataclass(frozen=True)
+class Folded:
+    """`fold`'s result: the readable states merged (None when none was), what it could not read,
+    and how many credential and route records it forgot."""
+    state: str | None
+    unreadable: list[UnreadableState]
+    forgotten: int
+
+
 # ---- the driven call (contract 0.2.0) ----
 
 class StepKind(str, Enum):
@@ -483,7 +503,11 @@ def dec_check_report(c: Any) -> CheckReport:
     return CheckReport(c.ok, list(c.findings))
 
 
-def split_result(value: Any, ok_type: type | None = None) -> tuple[bool, Any]:
+def dec_folded(f: Any) -> Folded:
+    return Folded(f.state, [UnreadableState(u.index, u.message, u.newer) for u in f.unreadable], f.forgotten)
+
+
+def split_result(value: Any, ok_type: type | tuple[type, ...] | None = None) -> tuple[bool, Any]:
     """(is_ok, payload) of a WIT `result`, tagged (`Variant`) or not (then `ok_type` tells)."""
     if isinstance(value, Variant):
         return value.tag == "ok", value.payload
