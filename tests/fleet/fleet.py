@@ -99,19 +99,22 @@ class Run:
     wall_s: float = 0.0
 
 
-def run_workers(store: str, name: str, config_path: Path, workers: int, keys: int, mode: str) -> Run:
+def run_workers(store: str, name: str, config_path: Path, workers: int, keys: int, mode: str,
+                hosts: tuple[str, ...]) -> Run:
     """Starts `workers` processes at once (hosts taking turns), waits for all, collects reports."""
     start_at = int(time.time() * 1000) + 3000 + 250 * workers  # every worker loaded before anyone writes
     procs = []
+    # Python workers reuse wasmtime's compiled code instead of each compiling the component.
+    env = {**os.environ, "FAILOVER_PY_COMPILE_CACHE": "on"}
     began = time.monotonic()
     for i in range(workers):
-        host = HOSTS[i % len(HOSTS)]
+        host = hosts[i % len(hosts)]
         args = ["--store", store, "--name", name, "--config", str(config_path), "--worker", str(i),
                 "--keys", str(keys), "--mode", mode]
         if mode == "watch":
             args += ["--peers", str(workers), "--timeout-ms", "20000", "--start-at", str(start_at)]
         procs.append((i, host, subprocess.Popen(worker_command(host) + args, stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE, text=True)))
+                                                stderr=subprocess.PIPE, text=True, env=env)))
     run = Run()
     for i, host, proc in procs:
         try:
@@ -176,7 +179,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def check(args: argparse.Namespace, workdir: Path) -> int:
-    build_rust_worker()
+    if "rust" in args.hosts:
+        build_rust_worker()
     problems: list[str] = []
     server = RedisServer(workdir)
     try:
@@ -187,12 +191,12 @@ def check(args: argparse.Namespace, workdir: Path) -> int:
             config = fleet_config(workers, args.keys)
             config_path = workdir / f"config-{label}.json"
             config_path.write_text(json.dumps(config))
-            run = run_workers(store_of(), "fleet", config_path, workers, args.keys, "record")
+            run = run_workers(store_of(), "fleet", config_path, workers, args.keys, "record", args.hosts)
             policy = Policy.load(config, secrets=secrets_for(config))
             states = (stored_states_redis(server.client, "fleet") if label == "redis"
                       else stored_states_file(workdir / "state" / "fleet.json"))
             missing = missing_records(policy, states, workers, args.keys)
-            per_host = {h: sum(1 for r in run.reports if r["host"] == h) for h in HOSTS}
+            per_host = {h: sum(1 for r in run.reports if r["host"] == h) for h in args.hosts}
             print(f"{label}: {workers} writers ({per_host}) x {args.keys} keys in {run.wall_s:.1f} s: "
                   f"{workers * args.keys - len(missing)}/{workers * args.keys} records arrived, "
                   f"{len(states)} stored pieces (base + log)")
@@ -207,7 +211,8 @@ def check(args: argparse.Namespace, workdir: Path) -> int:
 
 
 def bench(args: argparse.Namespace, workdir: Path) -> int:
-    build_rust_worker()
+    if "rust" in args.hosts:
+        build_rust_worker()
     rows = []
     server = RedisServer(workdir)
     try:
@@ -217,7 +222,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             config_path = workdir / f"config-{workers}.json"
             config_path.write_text(json.dumps(config))
             before = server.command_calls()
-            run = run_workers(server.url, name, config_path, workers, args.keys, "watch")
+            run = run_workers(server.url, name, config_path, workers, args.keys, "watch", args.hosts)
             after = server.command_calls()
             calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
             seen = [float(ms) for r in run.reports for ms in r.get("seen_ms", {}).values()]
@@ -235,7 +240,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
     finally:
         server.stop()
     print(f"\nFleet on one redis-server (127.0.0.1), {args.keys} keys per writer, hosts taking turns "
-          f"(rust, python, js), {os.cpu_count()} cores\n")
+          f"({', '.join(args.hosts)}), {os.cpu_count()} cores\n")
     print("| writers | propagation p50 | p99 | peers' records seen | Redis commands per save | "
           "per decision (refresh, load) | save p50 | save p99 | failed workers |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -243,6 +248,14 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
         print(f"| {w} | {p50:.0f} ms | {p99:.0f} ms | {n}/{expected} | {per_save:.2f} | {per_decision:.3f} | "
               f"{s50:.2f} ms | {s99:.2f} ms | {failed} |")
     return 1 if any(r[-1] for r in rows) else 0
+
+
+def hosts_list(text: str) -> tuple[str, ...]:
+    hosts = tuple(h.strip() for h in text.split(",") if h.strip())
+    unknown = [h for h in hosts if h not in HOSTS]
+    if unknown or not hosts:
+        raise argparse.ArgumentTypeError(f"unknown hosts {unknown}: choose from {', '.join(HOSTS)}")
+    return hosts
 
 
 def main() -> int:
@@ -255,6 +268,8 @@ def main() -> int:
     b = sub.add_parser("bench", help="propagation, Redis commands and save time by number of writers")
     b.add_argument("--writers", type=lambda s: [int(x) for x in s.split(",")], default=[8, 32, 64])
     b.add_argument("--keys", type=int, default=5)
+    for p in (c, b):
+        p.add_argument("--hosts", type=hosts_list, default=HOSTS, help="whose workers take turns (default: all)")
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         print("redis-server is not installed (scripts/setup.sh installs it)", file=sys.stderr)
