@@ -1,11 +1,13 @@
 // What the fleet tests share: a real redis-server on 127.0.0.1 (plain, or TLS with an ACL user
 // and certificates made by openssl), node processes run to their end, and the fleet config.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+const ACL_RULES = readFileSync(new URL('../../../tests/fleet/redis-acl.txt', import.meta.url), 'utf8').split(/\s+/).filter(Boolean);
 
 export const WORKER = fileURLToPath(new URL('../bench/fleet-worker.mjs', import.meta.url));
 
@@ -42,8 +44,9 @@ export async function startRedis({ port, tls, user } = {}) {
   const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
   if (tls) args.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no');
   else args.push('--port', String(port));
-  // Each word of an ACL rule is its own argument on redis-server's command line.
-  if (user) args.push('--user', user.name, 'on', `>${user.password}`, '~failover-policy:*', '+@all', '--user', 'default', 'off');
+  // Each word of an ACL rule is its own argument on redis-server's command line; the rules are
+  // the least a store needs (the README's ACL line, shared by every host's tests).
+  if (user) args.push('--user', user.name, 'on', `>${user.password}`, ...ACL_RULES, '--user', 'default', 'off');
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
