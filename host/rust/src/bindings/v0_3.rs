@@ -4,6 +4,5 @@
 
 wasmtime::component::bindgen!({
     world: "failover",
-    // PENDING: `../../wit/policy.wit` once the 0.3.0 guest lands on main.
-    path: "pending/policy-0.3.wit",
+    path: "../../wit/policy.wit",
 });
