@@ -18,6 +18,7 @@ python3 host/python/bench/bench.py --budget "$secs" --json "$out/python.json" 2>
 node host/js/bench/bench.mjs --budget "$secs" --json "$out/js.json" | tee "$out/js.txt"
 cargo run --quiet --release --locked -p failover-host --example stream_costs | tee "$out/streams.md"
 node host/js/bench/stream.mjs | tee "$out/js-streams.md"
+python3 tests/fleet/fleet.py bench | tee "$out/fleet.md"
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$target" "$load_before" "$load_after" <<'EOF'
@@ -151,6 +152,12 @@ w("The same stream from a loopback provider, read with fetch directly and throug
   "in turns; and a stream from an in-memory carrier, so that only the executor (`drive.js`) and the "
   "guest are timed (`host/js/bench/stream.mjs`):\n")
 w((out / "js-streams.md").read_text())
+w("## A fleet on one store (issue 18)\n")
+w("Worker processes of the three hosts taking turns (`tests/fleet/fleet.py bench`) on one local "
+  "redis-server: each loads, records its keys' quota cooldowns at one agreed moment, then decides every "
+  "10 ms (refreshing as calls do) until it has seen every peer's records. Propagation is from a record's "
+  "failure time to the moment a peer's engine holds it; commands are counted by Redis (`INFO commandstats`).\n")
+w((out / "fleet.md").read_text())
 notes = Path("host/rust/benches/where-the-time-goes.md")
 if notes.exists():
     w(notes.read_text())

@@ -16,3 +16,5 @@ fi
 if [ -f host/js/package.json ]; then
   (cd host/js && npm test)
 fi
+# Processes of all three hosts on one store: 64 on Redis, 16 on a file; every record arrives.
+python3 tests/fleet/fleet.py check

@@ -65,11 +65,24 @@ impl wp::Guest for Component {
     }
 
     fn merge(a: String, b: String) -> Result<String, wp::StateError> {
-        let parse = |json: &str, which: &str| {
-            crate::snapshot::Snapshot::parse(json)
-                .map_err(|e| wp::StateError { message: format!("snapshot {which}: {}: {}", e.field, e.message) })
-        };
-        Ok(crate::snapshot::merge(&parse(&a, "a")?, &parse(&b, "b")?).to_json())
+        Ok(crate::snapshot::merge(&parse_state(&a, "a")?, &parse_state(&b, "b")?).to_json())
+    }
+
+    fn changes(since: String, now: String) -> Result<Option<String>, wp::StateError> {
+        Ok(crate::snapshot::changes(&parse_state(&since, "since")?, &parse_state(&now, "now")?).map(|d| d.to_json()))
+    }
+
+    fn fold(states: Vec<String>, now_ms: u64, forget_after_ms: u64) -> Result<wp::Folded, wp::StateError> {
+        let f = crate::snapshot::fold(states.iter().map(String::as_str), now_ms, forget_after_ms);
+        Ok(wp::Folded {
+            state: f.state.map(|s| s.to_json()),
+            unreadable: f
+                .unreadable
+                .into_iter()
+                .map(|u| wp::UnreadableState { index: u.index, message: u.message, newer: u.newer })
+                .collect(),
+            forgotten: f.forgotten,
+        })
     }
 
     fn version() -> wp::VersionInfo {
@@ -163,6 +176,11 @@ impl wp::GuestEngine for EngineResource {
         let r = self.0.borrow().check(&mut ImportEnv);
         wp::CheckReport { ok: r.ok, findings: r.findings }
     }
+
+    fn absorb(&self, state: String) -> Result<(), wp::StateError> {
+        self.0.borrow_mut().absorb(parse_state(&state, "state")?);
+        Ok(())
+    }
 }
 
 impl wp::GuestDrivenCall for DrivenCallResource {
@@ -173,6 +191,10 @@ impl wp::GuestDrivenCall for DrivenCallResource {
 }
 
 export!(Component);
+
+fn parse_state(json: &str, which: &str) -> Result<crate::snapshot::Snapshot, wp::StateError> {
+    crate::snapshot::Snapshot::parse(json).map_err(|e| wp::StateError { message: format!("snapshot {which}: {}: {}", e.field, e.message) })
+}
 
 fn head_in(h: wp::ResponseHead) -> t::ResponseHead {
     t::ResponseHead { status: h.status, headers: h.headers.into_iter().map(|h| t::Header { name: h.name, value: h.value }).collect() }

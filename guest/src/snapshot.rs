@@ -118,7 +118,7 @@ fn secret_key(r: &CredentialRecord) -> (bool, u64, Option<&str>) {
     (r.fingerprint.is_some(), r.fingerprint_since_ms.unwrap_or(0), r.fingerprint.as_deref())
 }
 
-fn merge_credential(a: &CredentialRecord, b: &CredentialRecord) -> CredentialRecord {
+pub(crate) fn merge_credential(a: &CredentialRecord, b: &CredentialRecord) -> CredentialRecord {
     // A record about another secret says nothing about this one: the greater secret wins whole
     // (so a replaced key's dead mark goes); records of one secret join field by field.
     match secret_key(a).cmp(&secret_key(b)) {
@@ -172,7 +172,7 @@ pub fn merge(a: &Snapshot, b: &Snapshot) -> Snapshot {
 
 /// Outcomes are a union (the latest `WINDOW_KEEP`); the circuit is the one that says more:
 /// the later break or probe, then more openings, then open over half-open over closed.
-fn merge_route(a: &RouteHealth, b: &RouteHealth) -> RouteHealth {
+pub(crate) fn merge_route(a: &RouteHealth, b: &RouteHealth) -> RouteHealth {
     let key = |h: &RouteHealth| (h.open_until_ms.max(h.probe_started_ms), h.openings, h.circuit, h.open_until_ms, h.probe_started_ms);
     let pick = if key(a) >= key(b) { a } else { b };
     let mut window: Vec<(u64, bool)> = a.window.iter().chain(&b.window).copied().collect();
@@ -185,6 +185,85 @@ fn merge_route(a: &RouteHealth, b: &RouteHealth) -> RouteHealth {
 
 /// Merged windows keep at most this many outcomes; the engine trims to its config on use.
 const WINDOW_KEEP: usize = 256;
+
+/// The entries of `now` that joining into `since` would change.
+fn grown<V: Clone + PartialEq>(since: &BTreeMap<String, V>, now: &BTreeMap<String, V>, join: impl Fn(&V, &V) -> V) -> BTreeMap<String, V> {
+    now.iter().filter(|(k, v)| since.get(*k).is_none_or(|s| join(s, v) != *s)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// What `now` knows that `since` does not (a delta: `merge(since, delta)` holds what
+/// `merge(since, now)` holds); none when only the save time, chain position or randomness differ,
+/// which say nothing a peer needs.
+pub fn changes(since: &Snapshot, now: &Snapshot) -> Option<Snapshot> {
+    let delta = Snapshot {
+        credentials: grown(&since.credentials, &now.credentials, merge_credential),
+        routes: grown(&since.routes, &now.routes, merge_route),
+        budgets: grown(&since.budgets, &now.budgets, |x, y| *x.min(y)),
+        cursors: grown(&since.cursors, &now.cursors, |x, y| *x.max(y)),
+        ..now.clone()
+    };
+    let empty = delta.credentials.is_empty() && delta.routes.is_empty() && delta.budgets.is_empty() && delta.cursors.is_empty();
+    (!empty).then_some(Snapshot { migrated_from: 0, ..delta })
+}
+
+/// The latest time a credential record shows life: a failure, a cooldown's end, a new secret.
+fn credential_seen(r: &CredentialRecord) -> u64 {
+    [r.last_error_ms, r.cooldown_until_ms, r.fingerprint_since_ms].into_iter().flatten().max().unwrap_or(0)
+}
+
+/// The latest time a route record shows life: an outcome, a break's end, a probe.
+fn route_seen(h: &RouteHealth) -> u64 {
+    let last_outcome = h.window.last().map(|(at, _)| *at);
+    [last_outcome, h.open_until_ms, h.probe_started_ms].into_iter().flatten().max().unwrap_or(0)
+}
+
+/// Drops the credential and route records not seen in the `forget_after_ms` before `now_ms`
+/// (a cooldown or break still running is seen in the future, so it is never dropped); returns
+/// how many. 0 forgets nothing.
+pub fn forget(s: &mut Snapshot, now_ms: u64, forget_after_ms: u64) -> u32 {
+    if forget_after_ms == 0 {
+        return 0;
+    }
+    let horizon = now_ms.saturating_sub(forget_after_ms);
+    let before = s.credentials.len() + s.routes.len();
+    s.credentials.retain(|_, r| credential_seen(r) >= horizon);
+    s.routes.retain(|_, h| route_seen(h) >= horizon);
+    (before - s.credentials.len() - s.routes.len()) as u32
+}
+
+/// One of `fold`'s states it could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub index: u32,
+    pub message: String,
+    /// Of a newer schema: a newer policy wrote it.
+    pub newer: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folded {
+    pub state: Option<Snapshot>,
+    pub unreadable: Vec<Unreadable>,
+    pub forgotten: u32,
+}
+
+/// Many states merged into one, the unreadable ones left out and named, then `forget`.
+pub fn fold<'a>(states: impl IntoIterator<Item = &'a str>, now_ms: u64, forget_after_ms: u64) -> Folded {
+    let mut state: Option<Snapshot> = None;
+    let mut unreadable = Vec::new();
+    for (index, json) in states.into_iter().enumerate() {
+        match Snapshot::parse(json) {
+            Ok(s) => state = Some(state.map_or(s.clone(), |acc| merge(&acc, &s))),
+            Err(e) => unreadable.push(Unreadable {
+                index: index as u32,
+                newer: e.field == "state.schema" && e.message.contains("is newer than"),
+                message: format!("snapshot {index}: {}: {}", e.field, e.message),
+            }),
+        }
+    }
+    let forgotten = state.as_mut().map_or(0, |s| forget(s, now_ms, forget_after_ms));
+    Folded { state: state.map(|s| Snapshot { migrated_from: 0, ..s }), unreadable, forgotten }
+}
 
 #[cfg(test)]
 mod tests {
@@ -273,5 +352,119 @@ mod tests {
         let replaced = snap(rec(Some("a-new"), Some(7), false, 0));
         let m = merge(&merge(&a, &b), &replaced);
         assert_eq!(m.credentials["k"], replaced.credentials["k"], "the replacement clears the dead mark");
+    }
+
+    fn snap(json: &str) -> Snapshot {
+        Snapshot::parse(json).expect("snapshot")
+    }
+
+    #[test]
+    fn changes_hold_what_since_lacks_and_nothing_else() {
+        let since = snap(
+            r#"{"schema": 2, "saved_at_ms": 5, "rng": 1, "credentials": {"a": {"cooldown_until_ms": 50, "fingerprint": "f"}, "b": {"dead": true}},
+              "routes": {"p/m": {"openings": 1, "open_until_ms": 40, "circuit": "open"}}, "budgets": {"p": 500}, "cursors": {"p": 2}}"#,
+        );
+        let cases = [
+            (
+                "the same records, a later save and other randomness",
+                r#"{"schema": 2, "saved_at_ms": 9, "rng": 3, "credentials": {"a": {"cooldown_until_ms": 50, "fingerprint": "f"}}}"#,
+                None,
+            ),
+            (
+                "an earlier cooldown adds nothing",
+                r#"{"schema": 2, "credentials": {"a": {"cooldown_until_ms": 10, "fingerprint": "f"}}}"#,
+                None,
+            ),
+            (
+                "a later cooldown",
+                r#"{"schema": 2, "credentials": {"a": {"cooldown_until_ms": 90, "fingerprint": "f"}, "b": {"dead": true}}}"#,
+                Some("a"),
+            ),
+            ("a new key", r#"{"schema": 2, "credentials": {"c": {"last_error_ms": 3}}}"#, Some("c")),
+            ("a spent budget", r#"{"schema": 2, "budgets": {"p": 100}}"#, Some("budgets")),
+            ("a later break", r#"{"schema": 2, "routes": {"p/m": {"openings": 2, "open_until_ms": 80, "circuit": "open"}}}"#, Some("p/m")),
+        ];
+        for (what, now, expect) in cases {
+            let now = snap(now);
+            let delta = changes(&since, &now);
+            let got: Option<Vec<String>> = delta.as_ref().map(|d| {
+                let mut keys: Vec<String> = d.credentials.keys().chain(d.routes.keys()).cloned().collect();
+                if !d.budgets.is_empty() {
+                    keys.push("budgets".into());
+                }
+                keys
+            });
+            assert_eq!(got, expect.map(|k| vec![k.to_string()]), "{what}");
+            if let Some(d) = delta {
+                let (by_delta, by_whole) = (merge(&since, &d), merge(&since, &now));
+                assert_eq!(
+                    (&by_delta.credentials, &by_delta.routes, &by_delta.budgets),
+                    (&by_whole.credentials, &by_whole.routes, &by_whole.budgets),
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fold_merges_names_the_unreadable_and_forgets_the_long_quiet() {
+        let day = 24 * 3600 * 1000;
+        let now = 30 * day;
+        let base = format!(
+            r#"{{"schema": 2, "credentials": {{"old": {{"last_error_ms": {old}}}, "cooling": {{"last_error_ms": {old}, "cooldown_until_ms": {later}}}}},
+                "routes": {{"p/m": {{"window": [[{old}, false]]}}, "q/n": {{"window": [[{recent}, true]]}}}}}}"#,
+            old = now - 8 * day,
+            later = now + day,
+            recent = now - day
+        );
+        let delta = format!(r#"{{"schema": 2, "credentials": {{"new": {{"last_error_ms": {}}}}}}}"#, now - 1);
+        let f = fold([base.as_str(), "garbage", r#"{"schema": 99}"#, delta.as_str()], now, 7 * day);
+        let s = f.state.expect("a state");
+        assert_eq!(s.credentials.keys().collect::<Vec<_>>(), ["cooling", "new"], "the quiet key goes, a running cooldown stays");
+        assert_eq!(s.routes.keys().collect::<Vec<_>>(), ["q/n"]);
+        assert_eq!(f.forgotten, 2);
+        let unreadable: Vec<(u32, bool)> = f.unreadable.iter().map(|u| (u.index, u.newer)).collect();
+        assert_eq!(unreadable, [(1, false), (2, true)]);
+        assert!(f.unreadable[0].message.starts_with("snapshot 1: state:"), "{}", f.unreadable[0].message);
+        let kept = fold([base.as_str()], now, 0).state.expect("a state");
+        assert_eq!(kept.credentials.len() + kept.routes.len(), 4, "0 forgets nothing");
+        assert_eq!(fold(["nope"], now, 0).state, None);
+    }
+
+    fn arbitrary(records: Vec<(u8, u64, bool, u64, u8)>, budgets: Vec<(u8, u32)>) -> Snapshot {
+        let mut s = Snapshot { schema: SCHEMA, ..Default::default() };
+        for (key, cooldown, dead, at, fp) in records {
+            s.credentials.insert(
+                format!("k{}", key % 4),
+                CredentialRecord {
+                    cooldown_until_ms: (cooldown > 0).then_some(cooldown),
+                    dead,
+                    last_error_ms: Some(at),
+                    fingerprint: (fp % 3 > 0).then(|| format!("f{}", fp % 3)),
+                    ..Default::default()
+                },
+            );
+            s.routes.insert(format!("p{}/m", key % 3), RouteHealth { window: vec![(at, dead)], ..Default::default() });
+        }
+        s.budgets = budgets.into_iter().map(|(p, t)| (format!("p{}", p % 3), t)).collect();
+        s
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn merging_the_changes_is_merging_the_whole(
+            a in proptest::collection::vec((0u8..8, 0u64..100, proptest::bool::ANY, 0u64..100, 0u8..6), 0..6),
+            b in proptest::collection::vec((0u8..8, 0u64..100, proptest::bool::ANY, 0u64..100, 0u8..6), 0..6),
+            ba in proptest::collection::vec((0u8..4, 0u32..1000), 0..3),
+            bb in proptest::collection::vec((0u8..4, 0u32..1000), 0..3),
+        ) {
+            let (since, now) = (arbitrary(a, ba), arbitrary(b, bb));
+            let whole = merge(&since, &now);
+            let by_delta = changes(&since, &now).map_or_else(|| since.clone(), |d| merge(&since, &d));
+            proptest::prop_assert_eq!(
+                (&by_delta.credentials, &by_delta.routes, &by_delta.budgets, &by_delta.cursors),
+                (&whole.credentials, &whole.routes, &whole.budgets, &whole.cursors)
+            );
+        }
     }
 }

@@ -12,6 +12,7 @@ macro_rules! cat {
     };
 }
 
+mod absorb;
 mod action;
 mod calls;
 mod check;
