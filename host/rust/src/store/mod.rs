@@ -66,6 +66,26 @@ impl From<RedisStore> for Store {
 }
 
 impl Store {
+    /// The store a URL names for the policy `policy_name`: `file:/abs/path` (the base file; the
+    /// log and lock beside it), `redis://` or `rediss://` (TLS, checked against `ca_file` when
+    /// given, else the system's roots), with `user:password@` for an ACL user.
+    pub fn open(url: &str, policy_name: &str, ca_file: Option<&std::path::Path>) -> Result<Store, StoreError> {
+        let unknown = || StoreError::Backend {
+            store: url.split('@').next_back().unwrap_or_default().to_string(),
+            message: "a store is file:/abs/path, redis://... or rediss://...".into(),
+        };
+        if let Some(path) = url.strip_prefix("file:") {
+            return Ok(Store::File(FileStore::new(path)));
+        }
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(unknown());
+        }
+        Ok(Store::Redis(match ca_file {
+            Some(ca_file) => RedisStore::with_ca_file(url, policy_name, ca_file)?,
+            None => RedisStore::new(url, policy_name)?,
+        }))
+    }
+
     fn log(&self) -> &dyn Log {
         match self {
             Store::File(store) => store,
