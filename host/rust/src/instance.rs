@@ -159,13 +159,13 @@ impl Instance {
         let failure = scrub.failure(failure);
         self.arm();
         let got = each_version!(&self.exports,
-            |b| b.failover_policy_policy().engine().call_on_failure(&mut self.store, engine.0, route, &failure, progress),
-            older: {
-                let progress: Option<_> = progress.cloned().convert();
-                let policy = b.failover_policy_policy().engine();
-                let (route, failure) = (route.clone().convert(), failure.clone().into_owned().convert());
-                policy.call_on_failure(&mut self.store, engine.0, &route, &failure, progress.as_ref()).map(Convert::convert)
-            });
+        |b| b.failover_policy_policy().engine().call_on_failure(&mut self.store, engine.0, route, &failure, progress),
+        older: {
+            let progress: Option<_> = progress.cloned().convert();
+            let policy = b.failover_policy_policy().engine();
+            let (route, failure) = (route.clone().convert(), failure.clone().into_owned().convert());
+            policy.call_on_failure(&mut self.store, engine.0, &route, &failure, progress.as_ref()).map(Convert::convert)
+        });
         got.map_err(|e| self.fault(e))
     }
 
@@ -276,7 +276,10 @@ impl Instance {
         self.limits.payload("the state to absorb", state.len())?;
         self.arm();
         let Exports::V0_3(b) = &self.exports else {
-            return Err(Error::Unsupported { what: "absorbing a peer's state into a running engine (engine.absorb)", contract: self.contract() });
+            return Err(Error::Unsupported {
+                what: "absorbing a peer's state into a running engine (engine.absorb)",
+                contract: self.contract(),
+            });
         };
         let got = b.failover_policy_policy().engine().call_absorb(&mut self.store, engine.0, state);
         got.map_err(|e| self.fault(e))

@@ -466,10 +466,8 @@ impl Shared {
         // errors only pause the store: the call goes on from memory).
         let mut absorbed = false;
         if let (Mutates::WithAnEvent, Some(fleet)) = (mutates, slot.fleet.as_mut()) {
-            absorbed = matches!(
-                fleet.refresh(&mut live.instance, &live.engine),
-                Ok(Refreshed::Read { entries: 1.. } | Refreshed::Reloaded)
-            );
+            absorbed =
+                matches!(fleet.refresh(&mut live.instance, &live.engine), Ok(Refreshed::Read { entries: 1.. } | Refreshed::Reloaded));
         }
         let emitted = live.instance.events_emitted();
         let value = match call(&mut live.instance, &live.engine) {

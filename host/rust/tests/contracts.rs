@@ -107,7 +107,8 @@ fn the_0_2_fixture_replays_the_0_2_scenarios_against_their_golden_traces() -> Re
     let policy = fixture_of("v0.2.0")?;
     assert_eq!(policy.contract(), Contract::V0_2);
     let dir = fixture_dir_of("v0.2.0").join("scenarios");
-    let scenarios = std::fs::read_dir(&dir)?.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))).count();
+    let scenarios =
+        std::fs::read_dir(&dir)?.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))).count();
     let reports = scenario::run_dir(&policy, &dir)?;
     assert_eq!(reports.len(), scenarios, "every frozen 0.2 scenario ran");
     assert!(scenarios >= 20, "the frozen 0.2 scenarios are there: {scenarios}");

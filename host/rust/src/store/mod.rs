@@ -33,8 +33,8 @@
 //! # Ok(()) }
 //! ```
 
-mod fleet;
 mod file;
+mod fleet;
 mod redis;
 
 use std::path::PathBuf;
@@ -50,7 +50,8 @@ use crate::Instance;
 #[derive(Debug, Clone)]
 pub enum Store {
     File(FileStore),
-    Redis(RedisStore),
+    // Boxed: a Redis client is ten times a file store's size.
+    Redis(Box<RedisStore>),
 }
 
 impl From<FileStore> for Store {
@@ -61,7 +62,7 @@ impl From<FileStore> for Store {
 
 impl From<RedisStore> for Store {
     fn from(store: RedisStore) -> Store {
-        Store::Redis(store)
+        Store::Redis(Box::new(store))
     }
 }
 
@@ -80,7 +81,7 @@ impl Store {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             return Err(unknown());
         }
-        Ok(Store::Redis(match ca_file {
+        Ok(Store::from(match ca_file {
             Some(ca_file) => RedisStore::with_ca_file(url, policy_name, ca_file)?,
             None => RedisStore::new(url, policy_name)?,
         }))
@@ -89,7 +90,7 @@ impl Store {
     fn log(&self) -> &dyn Log {
         match self {
             Store::File(store) => store,
-            Store::Redis(store) => store,
+            Store::Redis(store) => store.as_ref(),
         }
     }
 
@@ -139,7 +140,10 @@ struct Loaded {
 
 /// What a refresh read.
 enum News {
-    Entries { entries: Vec<String>, cursor: Cursor },
+    Entries {
+        entries: Vec<String>,
+        cursor: Cursor,
+    },
     /// The log was folded or replaced past the cursor: load again.
     Moved,
 }
@@ -147,7 +151,10 @@ enum News {
 /// What a fold did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum FoldOutcome {
-    Folded { forgotten: u32, set_aside: Option<SetAside> },
+    Folded {
+        forgotten: u32,
+        set_aside: Option<SetAside>,
+    },
     /// Another process holds the fold, folded first, or an entry is of a newer schema.
     Skipped,
 }
@@ -207,13 +214,7 @@ struct Joined {
     forgotten: u32,
 }
 
-fn join(
-    inst: &mut Instance,
-    store: &str,
-    base: Option<&str>,
-    entries: &[String],
-    forget_after_ms: u64,
-) -> Result<Joined, StoreError> {
+fn join(inst: &mut Instance, store: &str, base: Option<&str>, entries: &[String], forget_after_ms: u64) -> Result<Joined, StoreError> {
     let states: Vec<String> = base.map(str::to_string).into_iter().chain(entries.iter().cloned()).collect();
     let Folded { state, unreadable, forgotten } =
         inst.fold(&states, now_ms(), forget_after_ms)?.map_err(|e| StoreError::Refused { store: store.to_string(), message: e.message })?;

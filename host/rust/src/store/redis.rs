@@ -57,13 +57,7 @@ impl RedisStore {
     }
 
     fn with_client(client: Client, shown: String, policy_name: &str) -> RedisStore {
-        RedisStore {
-            client,
-            shown,
-            key: format!("failover-policy:{policy_name}"),
-            timeout: DEFAULT_TIMEOUT,
-            connection: Mutex::new(None),
-        }
+        RedisStore { client, shown, key: format!("failover-policy:{policy_name}"), timeout: DEFAULT_TIMEOUT, connection: Mutex::new(None) }
     }
 
     /// The longest any one connect, read or write waits.
@@ -120,7 +114,7 @@ impl RedisStore {
     }
 
     /// Base, folded mark and every log entry, read in one transaction.
-    fn read_all(&self, con: &mut Connection) -> Result<(Option<String>, Option<StreamId>, Vec<(StreamId, String)>), RedisError> {
+    fn read_all(&self, con: &mut Connection) -> Result<Everything, RedisError> {
         let (base, folded, log): (Option<String>, Option<String>, Value) = redis::pipe()
             .atomic()
             .cmd("GET")
@@ -150,6 +144,9 @@ impl RedisStore {
         Ok(moved.map(|_| SetAside { path: PathBuf::from(&self.key), aside: PathBuf::from(aside), why }))
     }
 }
+
+/// What a load reads: the base, the folded mark and every log entry.
+type Everything = (Option<String>, Option<StreamId>, Vec<(StreamId, String)>);
 
 impl Clone for RedisStore {
     /// The same store; the clone makes its own connection.

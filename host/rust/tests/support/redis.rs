@@ -41,11 +41,24 @@ impl RedisServer {
         std::fs::write(&conf, format!("user default off\nuser {} on >{} ~* &* +@all\n", tls.user, tls.password))?;
         let args = [
             &conf.display().to_string(),
-            "--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--tls-cert-file", &dir.join("server.pem").display().to_string(),
-            "--tls-key-file", &dir.join("server.key").display().to_string(),
-            "--tls-ca-cert-file", &tls.ca_file.display().to_string(),
-            "--tls-auth-clients", "no",
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--tls-cert-file",
+            &dir.join("server.pem").display().to_string(),
+            "--tls-key-file",
+            &dir.join("server.key").display().to_string(),
+            "--tls-ca-cert-file",
+            &tls.ca_file.display().to_string(),
+            "--tls-auth-clients",
+            "no",
         ]
         .map(str::to_string)
         .to_vec();
@@ -121,12 +134,39 @@ fn certificates(dir: &Path) -> Result<Tls> {
         }
         Ok(())
     };
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=fleet test CA", "-keyout", "ca.key", "-out", "ca.pem"])?;
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fleet test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ])?;
     openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"])?;
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")?;
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext",
-        "-out", "server.pem",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
     ])?;
     Ok(Tls { ca_file: dir.join("ca.pem"), user: "fleet", password: "s3cret-fleet" })
 }

@@ -4,8 +4,8 @@
 //! (`PolicyHost::start_shared`, `Fleet` with an `Instance`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -87,7 +87,12 @@ pub fn now_ms() -> u64 {
 /// Runs `workers` record processes at once on `store`, and says which keys did not arrive.
 pub fn record_all(test: &str, store: &str, workers: usize, keys: usize, meanwhile: impl FnOnce() -> Result<()>) -> Result<Vec<String>> {
     let env = |w: usize| {
-        vec![("FLEET_STORE", store.to_string()), ("FLEET_WORKERS", workers.to_string()), ("FLEET_KEYS", keys.to_string()), ("FLEET_WORKER", w.to_string())]
+        vec![
+            ("FLEET_STORE", store.to_string()),
+            ("FLEET_WORKERS", workers.to_string()),
+            ("FLEET_KEYS", keys.to_string()),
+            ("FLEET_WORKER", w.to_string()),
+        ]
     };
     let children: Vec<Child> = (0..workers).map(|w| spawn(test, "record", &env(w))).collect::<Result<_>>()?;
     meanwhile()?;
@@ -157,7 +162,10 @@ impl Mock {
                 log.lock().map(|mut l| l.push((now_ms(), path, status))).ok();
                 let header = tiny_http::Header::from_bytes("content-type", "application/json").ok();
                 let response = tiny_http::Response::from_string(body).with_status_code(status);
-                let _ = request.respond(match header { Some(h) => response.with_header(h), None => response });
+                let _ = request.respond(match header {
+                    Some(h) => response.with_header(h),
+                    None => response,
+                });
             }
         });
         Ok(Mock { port, seen })
@@ -183,7 +191,12 @@ impl Mock {
 pub fn two_workers(test: &str, store: &str) -> Result<(usize, usize)> {
     let mock = Mock::start()?;
     let env = |name: &str, for_ms: u64| {
-        vec![("FLEET_STORE", store.to_string()), ("FLEET_CONFIG", mock.config()), ("FLEET_FOR_MS", for_ms.to_string()), ("FLEET_NAME", name.to_string())]
+        vec![
+            ("FLEET_STORE", store.to_string()),
+            ("FLEET_CONFIG", mock.config()),
+            ("FLEET_FOR_MS", for_ms.to_string()),
+            ("FLEET_NAME", name.to_string()),
+        ]
     };
     let mut b = spawn(test, "caller", &env("b", 4000))?;
     // B is running once it has answered a few calls from the primary.
