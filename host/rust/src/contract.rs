@@ -15,6 +15,8 @@ pub enum Contract {
     V0_1,
     /// Adds the driven call and the stream event kinds.
     V0_2,
+    /// Adds what a fleet sharing one store needs: `engine.absorb`, `changes` and `fold`.
+    V0_3,
 }
 
 /// The interface every policy exports; its version is the contract's.
@@ -22,19 +24,25 @@ const POLICY_INTERFACE: &str = "failover:policy/policy";
 
 impl Contract {
     /// Every version this host speaks, oldest first.
-    pub const ALL: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+    pub const ALL: [Contract; 3] = [Contract::V0_1, Contract::V0_2, Contract::V0_3];
 
     /// The package version, e.g. `0.2.0`.
     pub fn version(self) -> &'static str {
         match self {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
+            Contract::V0_3 => "0.3.0",
         }
     }
 
-    /// `0.1.0 and 0.2.0`: what refusals say this host speaks.
+    /// `0.1.0, 0.2.0 and 0.3.0`: what refusals say this host speaks.
     pub fn spoken() -> String {
-        Contract::ALL.map(Contract::version).join(" and ")
+        let versions = Contract::ALL.map(Contract::version);
+        match versions.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        }
     }
 
     /// The version `component` exports `failover:policy/policy` at; `Error::UnknownContract`

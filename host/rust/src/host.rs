@@ -1,11 +1,11 @@
 //! What the host does for the guest: the `host` interface's imports (send, clock, events,
 //! seed) and the WASI context std needs. The guest decides; this only carries out. These are
-//! contract 0.2.0's; the 0.1.0 imports convert and delegate here (`bindings::v0_1`).
+//! contract 0.3.0's; older versions' imports convert and delegate here (`bindings::convert`).
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::v0_2::failover::policy::{host, types};
+use crate::bindings::v0_3::failover::policy::{host, types};
 use crate::clock::Clock;
 use crate::events::EventSink;
 use crate::limits::MemoryLimit;

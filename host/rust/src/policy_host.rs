@@ -20,6 +20,7 @@ use crate::fault::{self, Supervision, FAULT_RULE};
 use crate::host::Host;
 use crate::instance::{Engine, Instance};
 use crate::policy::{Policy, Tier};
+use crate::store::{Fleet, FleetStats, Refreshed, StoreError};
 use crate::types::{
     Action, CallProgress, CredentialInfo, Event, EventKind, Failure, FinalError, HttpResponse, NoRoute, Outbound, PrepareError, Request,
     Route, Start, VersionInfo,
@@ -95,6 +96,9 @@ struct Slot {
     next_generation: u64,
     events: Box<dyn EventSink>,
     supervision: Supervision,
+    /// The fleet's store, when the state is shared: refreshed at each call start, saved after
+    /// each state change, flushed when the host is closed or dropped.
+    fleet: Option<Fleet>,
 }
 
 struct Live {
@@ -143,6 +147,38 @@ impl PolicyHost {
     ) -> Result<PolicyHost, Error> {
         let policy = Arc::new(policy);
         let fresh = instantiate(&policy, make_host())?;
+        PolicyHost::begin(policy, fresh, config, state, credentials, make_host, None)
+    }
+
+    /// Starts `policy` with `config` and the state the fleet's store holds, then keeps sharing
+    /// it: every call start (`select`, `start_call`) refreshes from the store at most every
+    /// `refresh`, every state change is appended, and `close` (or dropping the host) flushes
+    /// what is owed. A store that is down at start costs one timeout: the policy starts from
+    /// nothing and the first refresh after the pause loads the fleet's state
+    /// (`fleet_stats().last_error` says why).
+    pub fn start_shared(
+        policy: Policy,
+        config: &str,
+        mut fleet: Fleet,
+        credentials: Vec<CredentialInfo>,
+        make_host: impl Fn() -> Host + Send + Sync + 'static,
+    ) -> Result<PolicyHost, Error> {
+        let policy = Arc::new(policy);
+        let mut fresh = instantiate(&policy, make_host())?;
+        // A store that fails is already recorded in the fleet's stats and paused.
+        let state = fleet.load(&mut fresh.0).ok().and_then(|stored| stored.state);
+        PolicyHost::begin(policy, fresh, config, state.as_deref(), credentials, make_host, Some(fleet))
+    }
+
+    fn begin(
+        policy: Arc<Policy>,
+        fresh: (Instance, VersionInfo),
+        config: &str,
+        state: Option<&str>,
+        credentials: Vec<CredentialInfo>,
+        make_host: impl Fn() -> Host + Send + Sync + 'static,
+        fleet: Option<Fleet>,
+    ) -> Result<PolicyHost, Error> {
         let mut live = Live::restore(policy, fresh, config, state, &credentials, 0)?;
         let last_good = live.instance.snapshot(&live.engine)?;
         let slot = Slot {
@@ -155,6 +191,7 @@ impl PolicyHost {
             next_generation: 1,
             events: Box::new(|_: Event| {}),
             supervision: Supervision::default(),
+            fleet,
         };
         let shared = Shared { slot: Mutex::new(slot), make_host: Box::new(make_host), config: config.to_string() };
         Ok(PolicyHost { shared: Arc::new(shared) })
@@ -191,6 +228,17 @@ impl PolicyHost {
     /// The state as of the last decision that succeeded.
     pub fn snapshot(&self) -> String {
         self.shared.lock().last_good.clone()
+    }
+
+    /// What the shared store did so far (none without one, see `start_shared`).
+    pub fn fleet_stats(&self) -> Option<FleetStats> {
+        self.shared.lock().fleet.as_ref().map(|fleet| fleet.stats().clone())
+    }
+
+    /// Appends what is owed to the shared store, waiting at most its `flush_wait`. Dropping the
+    /// last handle to the host does the same; this says whether it worked.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.shared.lock().fleet.as_mut().map_or(Ok(()), Fleet::flush)
     }
 
     pub fn select(&self) -> Result<Answer<Result<Route, NoRoute>>, Error> {
@@ -414,6 +462,13 @@ impl Shared {
             return Ok(Answer { value: fallback(fault::OnFault::FailClosed, why), generation });
         }
         let live = &mut slot.live;
+        // A call start is where a running process takes in what its peers learned (paced, and
+        // errors only pause the store: the call goes on from memory).
+        let mut absorbed = false;
+        if let (Mutates::WithAnEvent, Some(fleet)) = (mutates, slot.fleet.as_mut()) {
+            absorbed =
+                matches!(fleet.refresh(&mut live.instance, &live.engine), Ok(Refreshed::Read { entries: 1.. } | Refreshed::Reloaded));
+        }
         let emitted = live.instance.events_emitted();
         let value = match call(&mut live.instance, &live.engine) {
             Ok(value) => value,
@@ -425,14 +480,21 @@ impl Shared {
                 return Ok(Answer { value: fallback(slot.supervision.on_fault, &why), generation });
             }
         };
-        let changed = match mutates {
-            Mutates::Yes => true,
-            Mutates::WithAnEvent => live.instance.events_emitted() != emitted,
-            Mutates::No => false,
-        };
+        let changed = absorbed
+            || match mutates {
+                Mutates::Yes => true,
+                Mutates::WithAnEvent => live.instance.events_emitted() != emitted,
+                Mutates::No => false,
+            };
         if changed {
             match live.instance.snapshot(&live.engine) {
-                Ok(state) => slot.last_good = state,
+                Ok(state) => {
+                    if let Some(fleet) = slot.fleet.as_mut() {
+                        // A failed save stays owed in the fleet (see `Fleet::save_snapshot`).
+                        let _ = fleet.save_snapshot(&mut live.instance, &state);
+                    }
+                    slot.last_good = state;
+                }
                 Err(e) => self.recover(slot, &e.to_string()),
             }
         }

@@ -1,11 +1,11 @@
-//! The contract's values, generated from `wit/policy.wit` (0.2.0; a 0.1.0 policy's values are
+//! The contract's values, generated from `wit/policy.wit` (0.3.0; an older policy's values are
 //! converted to these), plus their WIT spellings for JSON output, traces and timelines.
 
-pub use crate::bindings::v0_2::exports::failover::policy::policy::{
-    Attempt, CallFailure, CallInput, CallOptions, CallSuccess, CheckReport, InputKind, PrepareError, ResponseHead, StateError, Step,
-    StepKind, VersionInfo,
+pub use crate::bindings::v0_3::exports::failover::policy::policy::{
+    Attempt, CallFailure, CallInput, CallOptions, CallSuccess, CheckReport, Folded, InputKind, PrepareError, ResponseHead, StateError,
+    Step, StepKind, UnreadableState, VersionInfo,
 };
-pub use crate::bindings::v0_2::failover::policy::types::{
+pub use crate::bindings::v0_3::failover::policy::types::{
     Action, ActionKind, CallProgress, Classified, CredentialInfo, CredentialState, CredentialStatus, Event, EventKind, Failure,
     FailureKind, FinalError, Header, HttpResponse, NoRoute, Outbound, ProviderStatus, Reason, Request, Route, Start, TransportFailure,
     TransportKind,

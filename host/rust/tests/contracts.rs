@@ -1,7 +1,8 @@
-//! The host speaks contracts 0.1.0 and 0.2.0: the deployed 0.1.0 build (the fixture under
-//! tests/policies/v0.1.0) loads, decides and replays the 0.1 scenarios as it did; a 0.2.0 policy
-//! drives calls; a component of any other version is refused naming both, at load and at swap,
-//! and the running policy keeps serving.
+//! The host speaks contracts 0.1.0, 0.2.0 and 0.3.0: the deployed 0.1.0 and 0.2.0 builds (the
+//! fixtures under tests/policies/v0.1.0 and v0.2.0) load, decide and replay their frozen
+//! scenarios as they did; 0.2.0 and later drive calls; a 0.3.0 policy absorbs a peer's state
+//! into a running engine, and older ones get the documented stand-ins; a component of any other
+//! version is refused naming them all, at load and at swap, and the running policy keeps serving.
 
 mod support;
 
@@ -13,11 +14,19 @@ use failover_host::{scenario, ArtifactCache, Contract, Error, EventLog, Policy, 
 use support::{broken, credentials, host, status, CONFIG, QUOTA};
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/policies/v0.1.0")
+    fixture_dir_of("v0.1.0")
+}
+
+fn fixture_dir_of(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/policies").join(version)
 }
 
 fn fixture() -> Result<Policy> {
-    let path = fixture_dir().join("failover_policy.wasm");
+    fixture_of("v0.1.0")
+}
+
+fn fixture_of(version: &str) -> Result<Policy> {
+    let path = fixture_dir_of(version).join("failover_policy.wasm");
     Policy::load_file(&path).with_context(|| format!("load {}", path.display()))
 }
 
@@ -94,11 +103,76 @@ fn a_0_1_policy_has_no_driven_call_and_says_so() -> Result<()> {
 }
 
 #[test]
-fn a_0_2_policy_drives_a_call_step_by_step() -> Result<()> {
-    let policy = Policy::load_default()?;
+fn the_0_2_fixture_replays_the_0_2_scenarios_against_their_golden_traces() -> Result<()> {
+    let policy = fixture_of("v0.2.0")?;
     assert_eq!(policy.contract(), Contract::V0_2);
+    let dir = fixture_dir_of("v0.2.0").join("scenarios");
+    let scenarios =
+        std::fs::read_dir(&dir)?.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))).count();
+    let reports = scenario::run_dir(&policy, &dir)?;
+    assert_eq!(reports.len(), scenarios, "every frozen 0.2 scenario ran");
+    assert!(scenarios >= 20, "the frozen 0.2 scenarios are there: {scenarios}");
+    let failures: Vec<String> = reports.iter().flat_map(|r| r.failures.clone()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+#[test]
+fn the_built_policy_speaks_0_3_and_the_0_2_fixture_drives_calls_too() -> Result<()> {
+    assert_eq!(Policy::load_default()?.contract(), Contract::V0_3);
+    drives_a_call_step_by_step(Policy::load_default()?, Contract::V0_3)?;
+    drives_a_call_step_by_step(fixture_of("v0.2.0")?, Contract::V0_2)
+}
+
+fn a_quota_snapshot(policy: &Policy) -> Result<String> {
+    let mut peer = policy.instantiate(host())?;
+    let engine = peer.create_engine(CONFIG, None, &credentials())?;
+    let route = peer.select(&engine)?.map_err(|e| anyhow::anyhow!("no route: {}", e.message))?;
+    peer.on_failure(&engine, &route, &status(429, QUOTA), None)?;
+    Ok(peer.snapshot(&engine)?)
+}
+
+#[test]
+fn a_0_3_policy_absorbs_a_peers_cooldown_into_a_running_engine() -> Result<()> {
+    let policy = Policy::load_default()?;
+    let peers = a_quota_snapshot(&policy)?;
+    let mut running = policy.instantiate(host())?;
+    let engine = running.create_engine(CONFIG, None, &credentials())?;
+    assert_eq!(running.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?.provider, "alibaba-coding-plan");
+    running.absorb(&engine, &peers)?.map_err(|e| anyhow::anyhow!("absorb: {}", e.message))?;
+    let route = running.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    assert_eq!(route.provider, "tencent-token-plan", "the peer's quota cooldown holds here");
+    let refused = running.absorb(&engine, "{not json")?;
+    assert!(refused.is_err(), "an unreadable state is refused");
+    assert_eq!(running.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?.provider, "tencent-token-plan");
+    Ok(())
+}
+
+#[test]
+fn older_policies_have_no_absorb_and_change_and_fold_the_old_way() -> Result<()> {
+    for (version, contract) in [("v0.1.0", Contract::V0_1), ("v0.2.0", Contract::V0_2)] {
+        let policy = fixture_of(version)?;
+        let quota = a_quota_snapshot(&policy)?;
+        let mut inst = policy.instantiate(host())?;
+        let engine = inst.create_engine(CONFIG, None, &credentials())?;
+        let empty = inst.snapshot(&engine)?;
+        let err = inst.absorb(&engine, &quota).expect_err("no absorb before 0.3.0");
+        assert!(matches!(err, Error::Unsupported { contract: c, .. } if c == contract), "{err:?}");
+        assert!(err.to_string().contains("engine.absorb"), "{err}");
+        assert_eq!(inst.changes(&empty, &empty)?.map_err(|e| anyhow::anyhow!("{}", e.message))?, None);
+        assert_eq!(inst.changes(&empty, &quota)?.map_err(|e| anyhow::anyhow!("{}", e.message))?, Some(quota.clone()), "the whole state");
+        let folded = inst.fold(&[empty.clone(), "{broken".into(), quota.clone()], 0, 1)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        assert_eq!(folded.forgotten, 0);
+        assert_eq!(folded.unreadable.iter().map(|u| u.index).collect::<Vec<_>>(), [1]);
+        let merged = inst.merge(&empty, &quota)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        assert_eq!(folded.state, Some(merged), "pairwise merge ({version})");
+    }
+    Ok(())
+}
+
+fn drives_a_call_step_by_step(policy: Policy, contract: Contract) -> Result<()> {
     let mut instance = policy.instantiate(host())?;
-    assert_eq!(instance.contract(), Contract::V0_2);
+    assert_eq!(instance.contract(), contract);
     let engine = instance.create_engine(CONFIG, None, &credentials())?;
     let call = instance.begin(&engine, &request(), &CallOptions { timeout_ms: Some(30_000) })?;
     let step = instance.next(&call, &start_input())?;
@@ -115,24 +189,24 @@ fn a_0_2_policy_drives_a_call_step_by_step() -> Result<()> {
     Ok(())
 }
 
-/// What a refusal of the 0.3.0 component says: the version it exports and those this host speaks.
+/// What a refusal of the 0.4.0 component says: the version it exports and those this host speaks.
 fn names_both(err: &Error) {
     assert!(matches!(err, Error::UnknownContract { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("exports failover:policy/policy@0.3.0; this host speaks 0.1.0 and 0.2.0"), "names both versions: {text}");
+    assert!(text.contains("exports failover:policy/policy@0.4.0; this host speaks 0.1.0, 0.2.0 and 0.3.0"), "names every version: {text}");
 }
 
 #[test]
 fn a_component_of_another_contract_version_is_refused_at_load_naming_both() -> Result<()> {
-    let bytes = broken("contract-0-3");
+    let bytes = broken("contract-0-4");
     names_both(&Policy::from_bytes(&bytes, "future.wasm").err().context("refused")?);
     names_both(&Policy::from_bytes_baseline(&bytes, "future.wasm").err().context("refused")?);
     let dir = std::env::temp_dir().join(format!("failover-contracts-{}", std::process::id()));
     let refused = Policy::from_bytes_cached(&bytes, "future.wasm", &ArtifactCache::new(&dir)).err();
     let _ = std::fs::remove_dir_all(&dir);
     names_both(&refused.context("refused from the cache")?);
-    // The same policy built for 0.2.0 loads: only the version was wrong.
-    assert_eq!(Policy::from_bytes(&broken("trap"), "trap.wasm")?.contract(), Contract::V0_2);
+    // The same policy built for 0.3.0 loads: only the version was wrong.
+    assert_eq!(Policy::from_bytes(&broken("trap"), "trap.wasm")?.contract(), Contract::V0_3);
     Ok(())
 }
 
@@ -141,13 +215,13 @@ fn a_component_of_another_contract_version_is_refused_at_swap_and_the_running_po
     let (running, events) = running(Policy::load_default()?)?;
     let (version, before) = (running.version(), running.snapshot());
     let dir = std::env::temp_dir().join(format!("failover-contracts-swap-{}", std::process::id()));
-    let refused = running.swap_tiered(&broken("contract-0-3"), "future.wasm", &ArtifactCache::new(&dir)).err();
+    let refused = running.swap_tiered(&broken("contract-0-4"), "future.wasm", &ArtifactCache::new(&dir)).err();
     let _ = std::fs::remove_dir_all(&dir);
     names_both(&refused.context("refused")?);
 
     let said = events.take();
     assert_eq!(said.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>(), ["host.swap-refused"]);
-    assert!(said[0].message.contains("@0.3.0") && said[0].message.contains(&version.policy), "{}", said[0].message);
+    assert!(said[0].message.contains("@0.4.0") && said[0].message.contains(&version.policy), "{}", said[0].message);
     assert_eq!((running.version().policy, running.generation()), (version.policy, 0));
     assert_eq!(running.snapshot(), before);
     assert_eq!(selected(&running)?, "tencent-token-plan", "still serving, cooldown held");
@@ -162,11 +236,11 @@ fn a_swap_to_the_0_1_fixture_and_back_carries_the_state() -> Result<()> {
     let to_old = running.swap(fixture()?)?;
     assert_eq!((&to_old.from.policy, to_old.generation), (&current.policy, 1));
     assert!(to_old.to.policy.starts_with("0.1."), "{:?}", to_old.to);
-    assert_eq!(selected(&running)?, "tencent-token-plan", "the 0.1.0 policy holds the cooldown written by 0.2.0");
+    assert_eq!(selected(&running)?, "tencent-token-plan", "the 0.1.0 policy holds the cooldown written by 0.3.0");
 
     let back = running.swap(Policy::load_default()?)?;
     assert_eq!((&back.to.policy, back.generation), (&current.policy, 2));
-    assert_eq!(selected(&running)?, "tencent-token-plan", "and 0.2.0 holds it again after 0.1.0");
+    assert_eq!(selected(&running)?, "tencent-token-plan", "and 0.3.0 holds it again after 0.1.0");
     Ok(())
 }
 

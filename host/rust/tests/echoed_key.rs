@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use failover_host::store::{save_engine, FileStore, RedisStore};
+use failover_host::store::{FileStore, Fleet, RedisStore, Store};
 use failover_host::types::{Failure, Header, HttpResponse, Request};
 use failover_host::{Clock, EventLog, Host, HttpTransport, Policy, Secrets, VirtualClock};
 use serde_json::json;
@@ -191,12 +191,12 @@ fn an_echoed_key_reaches_no_error_event_snapshot_or_store() -> Result<()> {
 
     let dir = std::env::temp_dir().join(format!("echoed-key-{}", std::process::id()));
     let file = FileStore::new(dir.join("state.json"));
-    save_engine(&file, &mut inst, &engine)?;
-    assert_no_key("the state file", &std::fs::read_to_string(file.path())?);
+    Fleet::new(file.clone()).save(&mut inst, &engine)?;
+    assert_no_key("the state file's log", &std::fs::read_to_string(file.log_path())?);
     let _ = std::fs::remove_dir_all(&dir);
     let store = RedisStore::new(&format!("redis://127.0.0.1:{}/", redis.port), "echoed-key")?;
-    save_engine(&store, &mut inst, &engine)?;
-    let stored = store.load(&mut inst)?.state.context("Redis holds the state")?;
+    Fleet::new(store.clone()).save(&mut inst, &engine)?;
+    let stored = Store::from(store).load(&mut inst)?.state.context("Redis holds the state")?;
     assert_no_key("the Redis state", &stored);
 
     // Still says what went wrong, and which key by its tail.

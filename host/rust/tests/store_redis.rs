@@ -1,204 +1,166 @@
-//! The Redis store against a real `redis-server` on a free 127.0.0.1 port (started here, killed
-//! on drop): concurrent writers lose nothing, the first incident carries over, and an outage
-//! fails saves fast while decisions go on, then the next save catches up.
+//! The Redis store in the fleet layout (tests/fleet/README.md) against a real `redis-server` on
+//! 127.0.0.1 (support/redis.rs): 32 processes recording and exiting at once lose nothing, even
+//! with Redis pausing writes under them; a running worker stops sending to a key a peer found
+//! exhausted within a second; a Redis that is down costs one timeout, then calls go on from
+//! memory and the first save after it returns catches up; TLS with an ACL user; corrupt state set
+//! aside and a newer schema left untouched. Worker processes are this test binary run again.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use failover_host::store::{save_engine, RedisStore, StoreError};
-use failover_host::types::{ActionKind, Failure, FailureKind, HttpResponse};
+use anyhow::{Context, Result};
+use failover_host::store::{Fleet, FleetOptions, RedisStore, Saved, Store, StoreError};
 use failover_host::{Clock, Host, Instance, Policy, VirtualClock};
-use serde_json::Value;
-use support::fleet::{merged, update, write_all, UPDATES, WRITERS};
-use support::{credentials, NoNetwork, CONFIG, QUOTA};
+use support::redis::RedisServer;
+use support::workers::{cooling, now_ms, record_all, role, two_workers};
+use support::{credentials, status, NoNetwork, CONFIG, QUOTA};
 
 mod support;
 
-/// A throwaway redis-server, killed when dropped (also when a test fails).
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
+fn instance(now_ms: u64) -> Result<Instance> {
+    let host = Host::new(NoNetwork).with_clock(Clock::Virtual(VirtualClock::new(now_ms))).with_seed(1);
+    Ok(Policy::load_default()?.instantiate(host)?)
 }
 
-impl RedisServer {
-    fn start() -> Result<RedisServer> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = RedisServer { port, child: None };
-        server.restart()?;
-        Ok(server)
+#[test]
+fn worker() -> Result<()> {
+    match role().as_deref() {
+        Some("record") => support::workers::record(),
+        Some("caller") => support::workers::caller(),
+        _ => Ok(()),
     }
+}
 
-    fn restart(&mut self) -> Result<()> {
-        let port = self.port.to_string();
-        let child = Command::new("redis-server")
-            .args(["--port", &port, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start redis-server: install it (scripts/setup.sh does, from Debian's redis-server)")?;
-        self.child = Some(child);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if start.elapsed() > Duration::from_secs(5) {
-                bail!("redis-server did not listen on 127.0.0.1:{port} within 5 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+#[test]
+fn thirty_two_processes_exiting_right_after_their_saves_lose_no_record_while_redis_pauses_writes() -> Result<()> {
+    if role().is_some() {
+        return Ok(());
+    }
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    let missing = record_all("worker", &server.url(), 32, 4, || {
+        // Writes stall for 400 ms at a time (twice the save timeout) while the workers save.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(300));
+            redis::cmd("CLIENT").arg("PAUSE").arg(400).arg("WRITE").exec(&mut con)?;
         }
         Ok(())
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn store(&self, policy: &str) -> Result<RedisStore> {
-        Ok(RedisStore::new(&format!("redis://127.0.0.1:{}/", self.port), policy)?)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn instance(policy: &Policy, now_ms: u64) -> Result<Instance> {
-    let host = Host::new(NoNetwork).with_clock(Clock::Virtual(VirtualClock::new(now_ms))).with_seed(1);
-    Ok(policy.instantiate(host)?)
-}
-
-/// A contended write is carried by the next one.
-fn writer(policy: &Policy, store: &RedisStore, w: u64) -> Result<()> {
-    let mut inst = instance(policy, 0)?;
-    write_all(&mut inst, w, |inst, state| match store.save(inst, state) {
-        Ok(_) => Ok(true),
-        Err(StoreError::Contended { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    })
-}
-
-#[test]
-fn eight_concurrent_writers_on_one_key_lose_no_cooldown_and_no_dead_key() -> Result<()> {
-    let server = RedisServer::start()?;
-    let policy = Policy::load_default()?;
-    let store = server.store("writers")?;
-    std::thread::scope(|s| {
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                s.spawn({
-                    let (policy, store) = (&policy, &store);
-                    move || writer(policy, store, w)
-                })
-            })
-            .collect();
-        writers.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow!("a writer panicked"))?)
     })?;
-    let mut inst = instance(&policy, 0)?;
-    let mut expected = update(0, 0);
-    for w in 0..WRITERS {
-        for u in 0..UPDATES {
-            expected = merged(&mut inst, &expected, &update(w, u))?;
-        }
-    }
-    let stored = store.load(&mut inst)?.state.context("the key is empty")?;
-    assert_eq!(serde_json::from_str::<Value>(&stored)?, serde_json::from_str::<Value>(&expected)?);
+    assert_eq!(missing, Vec::<String>::new(), "every key's cooldown reached Redis");
     Ok(())
 }
 
-const START_MS: u64 = 1_795_528_800_000;
-
-fn quota() -> Failure {
-    Failure {
-        kind: FailureKind::Http,
-        response: Some(HttpResponse { status: 429, headers: vec![], body: QUOTA.as_bytes().to_vec() }),
-        transport: None,
-    }
-}
-
-/// A fresh process of the incident: load, start a call, (A) report the 429 quota, save.
-/// Returns the chain position it started on.
-fn incident(policy: &Policy, store: &RedisStore, name: &str, offset_ms: u64) -> Result<u32> {
-    let mut inst = instance(policy, START_MS + offset_ms)?;
-    let state = store.load(&mut inst)?.state;
-    let engine = inst.create_engine(CONFIG, state.as_deref(), &credentials())?;
-    let start = inst.start_call(&engine)?.map_err(|e| anyhow!("no route: {}", e.message))?;
-    if name == "a" {
-        let action = inst.on_failure(&engine, &start.route, &quota(), Some(&start.progress))?;
-        assert_eq!(action.kind, ActionKind::FallBack);
-    } else {
-        inst.on_success(&engine, &start.route)?;
-    }
-    let snapshot = inst.snapshot(&engine)?;
-    store.save(&mut inst, &snapshot)?;
-    Ok(start.route.position)
-}
-
 #[test]
-fn the_first_incident_carries_over_to_the_next_processes() -> Result<()> {
+fn a_running_worker_sends_a_peers_exhausted_key_nothing_a_second_later() -> Result<()> {
+    if role().is_some() {
+        return Ok(());
+    }
     let server = RedisServer::start()?;
-    let policy = Policy::load_default()?;
-    let store = server.store("incident")?;
-    assert_eq!(incident(&policy, &store, "a", 0)?, 0, "A starts on the primary and gets the 429 quota");
-    assert_eq!(incident(&policy, &store, "b", 60_000)?, 1, "B starts on the fallback without touching the primary");
-    let mut inst = instance(&policy, START_MS)?;
-    let state: Value = serde_json::from_str(&store.load(&mut inst)?.state.context("stored")?)?;
-    let until = state["credentials"]["ali-1"]["cooldown_until_ms"].as_u64().context("ali-1 cools down")?;
-    assert_eq!(incident(&policy, &store, "c", until - START_MS + 1)?, 0, "C, after the cooldown, is back on the primary");
+    let (primary, all) = two_workers("worker", &server.url())?;
+    assert!(all > 0, "worker B went on calling");
+    assert_eq!(primary, 0, "worker B sent the exhausted primary requests more than 1 s after A's 429");
     Ok(())
 }
 
 #[test]
-fn redis_down_fails_saves_fast_decisions_go_on_and_the_next_save_catches_up() -> Result<()> {
+fn redis_down_costs_one_timeout_calls_go_on_and_the_first_save_after_catches_up() -> Result<()> {
     let mut server = RedisServer::start()?;
-    let policy = Policy::load_default()?;
-    let store = server.store("outage")?;
-    let mut inst = instance(&policy, START_MS)?;
+    let options = FleetOptions { retry: Duration::from_millis(500), ..FleetOptions::default() };
+    let mut fleet = Fleet::new(RedisStore::new(&server.url(), "outage")?).with_options(options);
+    let mut inst = instance(now_ms())?;
+    fleet.load(&mut inst)?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
-    let first = inst.snapshot(&engine)?;
-    store.save(&mut inst, &first)?;
 
     server.kill();
-    let start = inst.start_call(&engine)?.map_err(|e| anyhow!("no route: {}", e.message))?;
-    inst.on_failure(&engine, &start.route, &quota(), Some(&start.progress))?;
-    let during = inst.snapshot(&engine)?;
+    let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    inst.on_failure(&engine, &route, &status(429, QUOTA), None)?;
     let t = Instant::now();
-    let failed = store.save(&mut inst, &during);
-    assert!(matches!(failed, Err(StoreError::Unavailable { .. })), "{failed:?}");
-    assert!(matches!(store.load(&mut inst), Err(StoreError::Unavailable { .. })));
-    assert!(t.elapsed() < Duration::from_secs(1), "a save and a load took {:?}", t.elapsed());
-    let route = inst.select(&engine)?.map_err(|e| anyhow!("no route: {}", e.message))?;
-    assert_eq!(route.position, 1, "decisions go on from the in-memory state");
+    assert!(matches!(fleet.save(&mut inst, &engine), Err(StoreError::Unavailable { .. })));
+    assert!(t.elapsed() < Duration::from_millis(600), "the first failure costs at most the timeout: {:?}", t.elapsed());
+    let t = Instant::now();
+    for _ in 0..20 {
+        fleet.refresh(&mut inst, &engine)?;
+        let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        assert_eq!(route.provider, "tencent-token-plan", "decisions go on from memory");
+        assert_eq!(fleet.save(&mut inst, &engine)?, Saved::Owed);
+    }
+    assert!(t.elapsed() < Duration::from_millis(200), "paused: the store costs calls nothing: {:?}", t.elapsed());
 
     server.restart()?;
-    save_engine(&store, &mut inst, &engine)?;
-    let stored: Value = serde_json::from_str(&store.load(&mut inst)?.state.context("stored")?)?;
-    assert!(stored["credentials"]["ali-1"]["cooldown_until_ms"].as_u64() > Some(START_MS), "{stored}");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(fleet.save(&mut inst, &engine)?, Saved::Appended, "the first save after the pause goes through");
+    let state = Store::from(RedisStore::new(&server.url(), "outage")?).load(&mut inst)?.state.context("stored")?;
+    assert_eq!(cooling(&state, now_ms())?, vec!["ali-1".to_string()], "what was learned during the outage arrived");
     Ok(())
 }
 
 #[test]
-fn a_corrupt_value_is_set_aside_and_a_newer_schema_left_untouched() -> Result<()> {
+fn tls_with_an_acl_user_and_a_ca_file() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("failover-redis-tls-{}", std::process::id()));
+    let (server, tls) = match RedisServer::start_tls(&dir)? {
+        Ok(started) => started,
+        Err(why) => {
+            eprintln!("SKIPPED tls_with_an_acl_user_and_a_ca_file: {why}");
+            return Ok(());
+        }
+    };
+    let url = format!("rediss://{}:{}@127.0.0.1:{}/0", tls.user, tls.password, server.port);
+    let mut fleet = Fleet::new(RedisStore::with_ca_file(&url, "tls", &tls.ca_file)?);
+    let mut inst = instance(now_ms())?;
+    fleet.load(&mut inst)?;
+    let engine = inst.create_engine(CONFIG, None, &credentials())?;
+    let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    inst.on_failure(&engine, &route, &status(429, QUOTA), None)?;
+    assert_eq!(fleet.save(&mut inst, &engine)?, Saved::Appended);
+    let state = Store::from(RedisStore::with_ca_file(&url, "tls", &tls.ca_file)?).load(&mut inst)?.state.context("stored")?;
+    assert_eq!(cooling(&state, now_ms())?, vec!["ali-1".to_string()]);
+
+    let wrong = format!("rediss://{}:wrong@127.0.0.1:{}/0", tls.user, server.port);
+    let refused = Store::from(RedisStore::with_ca_file(&wrong, "tls", &tls.ca_file)?).load(&mut inst);
+    let said = format!("{:?}", refused.as_ref().err());
+    assert!(refused.is_err() && !said.contains("wrong@"), "a wrong password is refused, and not shown: {said}");
+    let untrusted = Store::from(RedisStore::new(&url, "tls")?).load(&mut inst);
+    assert!(untrusted.is_err(), "the system's roots do not trust the test CA");
+    let plain = Store::from(RedisStore::new(&format!("redis://127.0.0.1:{}/0", server.port), "tls")?).load(&mut inst);
+    assert!(plain.is_err(), "no plain TCP on a TLS port");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn corrupt_base_and_log_entries_are_set_aside_and_a_newer_base_is_refused_untouched() -> Result<()> {
     let server = RedisServer::start()?;
-    let policy = Policy::load_default()?;
-    let store = server.store("corrupt")?;
-    let mut con = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port))?.get_connection()?;
+    let mut con = server.connection()?;
+    let store = RedisStore::new(&server.url(), "corrupt")?;
     let truncated = r#"{"schema": 2, "credentials": {"ali-1": {"cooldown_until"#;
     redis::cmd("SET").arg(store.key()).arg(truncated).exec(&mut con)?;
-    let mut inst = instance(&policy, 0)?;
-    let ours = update(1, 1);
-    let saved = store.save(&mut inst, &ours)?;
-    let aside = saved.set_aside.context("the corrupt value is reported")?;
-    assert_eq!(saved.state.as_deref(), Some(ours.as_str()));
+    redis::cmd("XADD").arg(format!("{}:log", store.key())).arg("*").arg("state").arg("not json").exec(&mut con)?;
+    let mut inst = instance(now_ms())?;
+    let mut fleet = Fleet::new(store.clone());
+    let loaded = fleet.load(&mut inst)?;
+    let aside = loaded.set_aside.context("the corrupt base is reported")?;
     let kept: String = redis::cmd("GET").arg(aside.aside.to_string_lossy().as_ref()).query(&mut con)?;
     assert_eq!(kept, truncated, "kept aside, byte for byte");
 
-    redis::cmd("SET").arg(store.key()).arg(r#"{"schema": 3}"#).exec(&mut con)?;
-    assert!(matches!(store.save(&mut inst, &ours), Err(StoreError::Refused { .. })));
+    let engine = inst.create_engine(CONFIG, None, &credentials())?;
+    let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    inst.on_failure(&engine, &route, &status(429, QUOTA), None)?;
+    fleet.save(&mut inst, &engine)?;
+    let (_, set_aside) = fleet.fold(&mut inst)?.context("nobody else folds")?;
+    let aside = set_aside.context("the unreadable entry is set aside")?;
+    let kept: String = redis::cmd("GET").arg(aside.aside.to_string_lossy().as_ref()).query(&mut con)?;
+    assert_eq!(kept, "not json");
+    let base: String = redis::cmd("GET").arg(store.key()).query(&mut con)?;
+    assert_eq!(cooling(&base, now_ms())?, vec!["ali-1".to_string()], "what was readable is folded");
+    let left: usize = redis::cmd("XLEN").arg(format!("{}:log", store.key())).query(&mut con)?;
+    assert_eq!(left, 0, "the folded entries are trimmed");
+
+    let newer = r#"{"schema": 99}"#;
+    redis::cmd("SET").arg(store.key()).arg(newer).exec(&mut con)?;
+    let refused = Fleet::new(store.clone()).load(&mut inst);
+    assert!(matches!(&refused, Err(StoreError::Refused { message, .. }) if message.contains("newer")), "{refused:?}");
+    redis::cmd("XADD").arg(format!("{}:log", store.key())).arg("*").arg("state").arg(r#"{"schema": 2}"#).exec(&mut con)?;
+    assert!(fleet.fold(&mut inst).is_err(), "a fold refuses a newer base");
     let left: String = redis::cmd("GET").arg(store.key()).query(&mut con)?;
-    assert_eq!(left, r#"{"schema": 3}"#);
+    assert_eq!(left, newer, "left untouched");
     Ok(())
 }

@@ -1,8 +1,13 @@
 //! The glue generated from each contract version this host speaks, one module per version,
-//! and the enums that hold one version's linked policy or live exports.
+//! and the enums that hold one version's linked policy or live exports. The host is written
+//! against the newest (`v0_3`); older versions' values are converted (`convert`).
 
+mod convert;
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
+pub(crate) mod v0_3;
+
+pub(crate) use convert::Convert;
 
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime::Store;
@@ -14,12 +19,14 @@ use crate::host::{Host, StoreData};
 pub(crate) enum Pre {
     V0_1(v0_1::FailoverPre<StoreData>),
     V0_2(v0_2::FailoverPre<StoreData>),
+    V0_3(v0_3::FailoverPre<StoreData>),
 }
 
 /// A live instance's exports, of the contract version it speaks.
 pub(crate) enum Exports {
     V0_1(v0_1::Failover),
     V0_2(v0_2::Failover),
+    V0_3(v0_3::Failover),
 }
 
 impl Pre {
@@ -28,6 +35,7 @@ impl Pre {
         Ok(match contract {
             Contract::V0_1 => Pre::V0_1(v0_1::FailoverPre::new(pre)?),
             Contract::V0_2 => Pre::V0_2(v0_2::FailoverPre::new(pre)?),
+            Contract::V0_3 => Pre::V0_3(v0_3::FailoverPre::new(pre)?),
         })
     }
 
@@ -35,6 +43,7 @@ impl Pre {
         Ok(match self {
             Pre::V0_1(pre) => Exports::V0_1(pre.instantiate(store)?),
             Pre::V0_2(pre) => Exports::V0_2(pre.instantiate(store)?),
+            Pre::V0_3(pre) => Exports::V0_3(pre.instantiate(store)?),
         })
     }
 
@@ -42,6 +51,7 @@ impl Pre {
         match self {
             Pre::V0_1(_) => Contract::V0_1,
             Pre::V0_2(_) => Contract::V0_2,
+            Pre::V0_3(_) => Contract::V0_3,
         }
     }
 }
@@ -51,6 +61,7 @@ impl Exports {
         match self {
             Exports::V0_1(_) => Contract::V0_1,
             Exports::V0_2(_) => Contract::V0_2,
+            Exports::V0_3(_) => Contract::V0_3,
         }
     }
 }
@@ -58,5 +69,6 @@ impl Exports {
 /// The `host` imports of every version: each component links against those of its own.
 pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     v0_1::Failover::add_to_linker::<StoreData, HasSelf<Host>>(linker, |data| &mut data.host)?;
-    v0_2::Failover::add_to_linker::<StoreData, HasSelf<Host>>(linker, |data| &mut data.host)
+    v0_2::Failover::add_to_linker::<StoreData, HasSelf<Host>>(linker, |data| &mut data.host)?;
+    v0_3::Failover::add_to_linker::<StoreData, HasSelf<Host>>(linker, |data| &mut data.host)
 }

@@ -1,8 +1,81 @@
-//! The glue generated from contract 0.2.0 (`wit/policy.wit`), the one this host is written
-//! against: its types are the crate's types. Imports are synchronous: the host's `send` and
-//! `sleep-ms` block the calling thread.
+//! The glue generated from contract 0.2.0 (`tests/policies/v0.2.0/policy.wit`), for deployed
+//! policies built against it. Its types (the driven call's included) have the same shapes as
+//! the current contract's, which the host is written against: `Convert` turns each into the
+//! other here, and the 0.2.0 `host` imports convert and delegate to the current ones.
+
+use super::convert::{both_ways, delegate_host_imports, enums, records};
+use super::v0_3::exports::failover::policy::policy as p3;
+use super::v0_3::failover::policy::types as t3;
+use exports::failover::policy::policy as p2;
+use failover::policy as old;
+use failover::policy::types as t2;
 
 wasmtime::component::bindgen!({
     world: "failover",
-    path: "../../wit/policy.wit",
+    path: "../../tests/policies/v0.2.0/policy.wit",
 });
+
+both_ways!(enums, t2 <=> t3:
+    Reason {
+        Auth, AuthPermanent, Billing, RateLimit, QuotaExhausted, Overloaded, ServerError, Timeout, Connection,
+        ContextOverflow, ModelNotFound, ContentFilter, BadRequest, Unknown,
+    }
+    TransportKind { Timeout, ConnectionRefused, Dns, Tls, Reset, Other }
+    FailureKind { Http, Transport }
+    CredentialState { Available, Suspect, CoolingDown, Dead, Missing }
+    ActionKind { Retry, Rotate, FallBack, Wait, GiveUp }
+);
+
+both_ways!(records, t2 <=> t3:
+    Header { name, value }
+    HttpResponse { status, headers, body }
+    TransportFailure { kind, message }
+    Failure { kind, response, transport }
+    Classified { reason, retryable, rotate_credential, fall_back, retry_after_ms, rule, message }
+    Route { provider, model, credential, position }
+    CredentialStatus { id, state, until_ms, last_reason, last_error }
+    ProviderStatus { provider, model, position, route_until_ms, credentials, summary }
+    NoRoute { message, earliest_ms, providers }
+    CallProgress { attempts, waited_ms, route_retries, left_positions }
+    FinalError { reason, message, retry_at_ms, providers }
+    Start { route, delay_ms, progress, rule, why }
+    Action { kind, route, delay_ms, fresh_connection, classified, progress, rule, why, error }
+    Request { path, method, headers, body }
+    Outbound {
+        route, url, method, headers, body, secret_header, secret_prefix, connect_timeout_ms, read_timeout_ms,
+        fresh_connection,
+    }
+    CredentialInfo { id, fingerprint }
+);
+
+both_ways!(enums, p2 <=> p3:
+    InputKind { Start, Head, Data, End, TimedOut, Failed, Slept }
+    StepKind { Send, Read, Sleep, Done, GiveUp }
+);
+
+both_ways!(records, p2 <=> p3:
+    ConfigError { field, message }
+    StateError { message }
+    Attempt { route, at_ms, outcome, classified, action }
+    CallSuccess { response, route, attempts }
+    CallFailure { error, attempts }
+    PrepareError { message }
+    VersionInfo { policy, schema }
+    CheckReport { ok, findings }
+    CallOptions { timeout_ms }
+    ResponseHead { status, headers }
+    CallInput { kind, head, data, failure }
+    Step { kind, outbound, within_ms, commit, deliver, error, attempts, route, rule, why }
+);
+
+// Events only go from the policy to the host.
+enums!(t2 => t3:
+    EventKind {
+        Notice, FallbackActivated, PrimaryRestored, CredentialCooldown, CredentialDead, CredentialRestored,
+        RouteCooldown, RetryScheduled, GaveUp, CircuitOpened, CircuitHalfOpen, CircuitClosed, RetryBudgetExhausted,
+        StateRestored, StateDropped, StreamEventDropped, StreamResumed, StreamFailed,
+    }
+);
+records!(t2 => t3: Event { kind, at_ms, route, rule, message });
+
+delegate_host_imports!(old);

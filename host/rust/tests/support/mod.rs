@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub mod fleet;
+pub mod redis;
+pub mod workers;
 
 use failover_host::types::{CredentialInfo, Failure, Header, HttpResponse, Outbound, TransportFailure, TransportKind};
 use failover_host::{Clock, Host, Transport, VirtualClock};
