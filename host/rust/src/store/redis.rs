@@ -20,12 +20,16 @@ pub struct RedisStore {
     shown: String,
     key: String,
     timeout: Duration,
+    connect_timeout: Duration,
     /// One connection, kept between operations and dropped after any error.
     connection: Mutex<Option<Connection>>,
 }
 
-/// Connect, read and write timeout, unless configured.
+/// Read and write timeout of a command, unless configured.
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
+/// Setting a connection up (TCP, TLS, AUTH) takes longer than a command on a busy machine: a
+/// fleet of processes starting at once timed out at 200 ms.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long a corrupt value is kept aside for someone to look at.
 const ASIDE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Entries one refresh round trip reads at most; a longer backlog is read on the next ones.
@@ -57,12 +61,25 @@ impl RedisStore {
     }
 
     fn with_client(client: Client, shown: String, policy_name: &str) -> RedisStore {
-        RedisStore { client, shown, key: format!("failover-policy:{policy_name}"), timeout: DEFAULT_TIMEOUT, connection: Mutex::new(None) }
+        RedisStore {
+            client,
+            shown,
+            key: format!("failover-policy:{policy_name}"),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connection: Mutex::new(None),
+        }
     }
 
-    /// The longest any one connect, read or write waits.
+    /// The longest any one command's read or write waits.
     pub fn with_timeout(mut self, timeout: Duration) -> RedisStore {
         self.timeout = timeout;
+        self
+    }
+
+    /// The longest setting a connection up (TCP, TLS, AUTH) waits.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> RedisStore {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -98,7 +115,7 @@ impl RedisStore {
     }
 
     fn connect(&self) -> Result<Connection, RedisError> {
-        let connection = self.client.get_connection_with_timeout(self.timeout)?;
+        let connection = self.client.get_connection_with_timeout(self.connect_timeout)?;
         connection.set_read_timeout(Some(self.timeout))?;
         connection.set_write_timeout(Some(self.timeout))?;
         Ok(connection)
@@ -156,6 +173,7 @@ impl Clone for RedisStore {
             shown: self.shown.clone(),
             key: self.key.clone(),
             timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
             connection: Mutex::new(None),
         }
     }

@@ -46,25 +46,28 @@ class RedisStore:
 
     `url`: `redis://[user:password@]host:port/db` or `rediss://...` for TLS (ACL user and password
     from the URL); `ca_file`: the PEM of the CA that signed the server's certificate (rediss://
-    only; without it the system's CAs are trusted). `timeout_ms` bounds every connect and read;
-    the other options are `layout.Options`'.
+    only; without it the system's CAs are trusted). `timeout_ms` bounds every command's read;
+    `connect_timeout_ms` setting a connection up (TCP, TLS, AUTH), which on a busy machine takes
+    longer than a command; the other options are `layout.Options`'.
     """
 
-    def __init__(self, url: str, policy_name: str, *, timeout_ms: int = 200, ca_file: str | None = None,
+    def __init__(self, url: str, policy_name: str, *, timeout_ms: int = 200, connect_timeout_ms: int = 1000,
+                 ca_file: str | None = None,
                  refresh_ms: int = 250, retry_ms: int = 5000, fold_after: int = 256,
                  forget_after_ms: int = Options.forget_after_ms) -> None:
         self.options = Options(refresh_ms, retry_ms, fold_after, forget_after_ms)
-        if not isinstance(timeout_ms, int) or timeout_ms <= 0:
-            raise ValueError(f"store option timeout_ms must be a positive integer, got {timeout_ms!r}")
+        for name, value in (("timeout_ms", timeout_ms), ("connect_timeout_ms", connect_timeout_ms)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"store option {name} must be a positive integer, got {value!r}")
         scheme = url.partition("://")[0]
         if scheme not in ("redis", "rediss"):
             raise ValueError(f"a Redis store URL starts with redis:// or rediss://, got {url.split('@')[-1]!r}")
         if ca_file is not None and scheme != "rediss":
             raise ValueError(f"ca_file {ca_file!r} is for a TLS connection: use a rediss:// URL")
         tls: dict[str, Any] = {} if ca_file is None else {"ssl_ca_certs": ca_file}
-        seconds = timeout_ms / 1000
         # No client-side retries: one bounded try; what is owed goes with the next save.
-        self._client = redis.Redis.from_url(url, socket_timeout=seconds, socket_connect_timeout=seconds,
+        self._client = redis.Redis.from_url(url, socket_timeout=timeout_ms / 1000,
+                                            socket_connect_timeout=connect_timeout_ms / 1000,
                                             retry=Retry(NoBackoff(), 0), **tls)
         self.key = f"failover-policy:{policy_name}"
         self.log, self.folded = f"{self.key}:log", f"{self.key}:folded"
