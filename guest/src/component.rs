@@ -68,13 +68,16 @@ impl wp::Guest for Component {
         Ok(crate::snapshot::merge(&parse_state(&a, "a")?, &parse_state(&b, "b")?).to_json())
     }
 
-    fn changes(since: String, now: String) -> Result<Option<String>, wp::StateError> {
-        Ok(crate::snapshot::changes(&parse_state(&since, "since")?, &parse_state(&now, "now")?).map(|d| d.to_json()))
+    fn changes(since: String, now: String) -> Result<Option<wp::Delta>, wp::StateError> {
+        let now = parse_state(&now, "now")?;
+        let delta = crate::snapshot::changes(&parse_state(&since, "since")?, &now);
+        Ok(delta.map(|d| wp::Delta { state: d.to_json(), keep_until_ms: crate::snapshot::keep_until(&now) }))
     }
 
     fn fold(states: Vec<String>, now_ms: u64, forget_after_ms: u64) -> Result<wp::Folded, wp::StateError> {
         let f = crate::snapshot::fold(states.iter().map(String::as_str), now_ms, forget_after_ms);
         Ok(wp::Folded {
+            keep_until_ms: f.state.as_ref().map_or(0, crate::snapshot::keep_until),
             state: f.state.map(|s| s.to_json()),
             unreadable: f
                 .unreadable

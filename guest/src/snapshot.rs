@@ -206,6 +206,13 @@ pub fn changes(since: &Snapshot, now: &Snapshot) -> Option<Snapshot> {
     (!empty).then_some(Snapshot { migrated_from: 0, ..delta })
 }
 
+/// The latest cooldown or open-circuit end in `s`, 0 when none: how long a store must keep it.
+pub fn keep_until(s: &Snapshot) -> u64 {
+    let cooldowns = s.credentials.values().filter_map(|r| r.cooldown_until_ms);
+    let breaks = s.routes.values().filter_map(|h| h.open_until_ms);
+    cooldowns.chain(breaks).max().unwrap_or(0)
+}
+
 /// The latest time a credential record shows life: a failure, a cooldown's end, a new secret.
 fn credential_seen(r: &CredentialRecord) -> u64 {
     [r.last_error_ms, r.cooldown_until_ms, r.fingerprint_since_ms].into_iter().flatten().max().unwrap_or(0)
@@ -403,6 +410,19 @@ mod tests {
                     "{what}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn keep_until_is_the_latest_cooldown_or_break_end() {
+        let cases = [
+            (r#"{"schema": 2}"#, 0),
+            (r#"{"schema": 2, "credentials": {"a": {"last_error_ms": 99}}}"#, 0),
+            (r#"{"schema": 2, "credentials": {"a": {"cooldown_until_ms": 50}, "b": {"cooldown_until_ms": 70}}}"#, 70),
+            (r#"{"schema": 2, "credentials": {"a": {"cooldown_until_ms": 50}}, "routes": {"p/m": {"open_until_ms": 90}}}"#, 90),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(keep_until(&snap(json)), expected, "{json}");
         }
     }
 

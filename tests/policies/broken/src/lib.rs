@@ -83,12 +83,12 @@ impl wp::Guest for Component {
         Ok(a)
     }
 
-    fn changes(_: String, _: String) -> Result<Option<String>, wp::StateError> {
+    fn changes(_: String, _: String) -> Result<Option<wp::Delta>, wp::StateError> {
         Ok(None)
     }
 
     fn fold(states: Vec<String>, _: u64, _: u64) -> Result<wp::Folded, wp::StateError> {
-        Ok(wp::Folded { state: states.into_iter().next(), unreadable: Vec::new(), forgotten: 0 })
+        Ok(wp::Folded { state: states.into_iter().next(), keep_until_ms: 0, unreadable: Vec::new(), forgotten: 0 })
     }
 
     fn version() -> wp::VersionInfo {
