@@ -15,8 +15,9 @@ use crate::error::Error;
 use crate::host::StoreData;
 use crate::limits::Limits;
 use crate::types::{
-    Action, CallFailure, CallInput, CallOptions, CallProgress, CallSuccess, CheckReport, Classified, CredentialInfo, Failure, FinalError,
-    Folded, HttpResponse, NoRoute, Outbound, PrepareError, Request, Route, Start, StateError, Step, UnreadableState, VersionInfo,
+    Action, CallFailure, CallInput, CallOptions, CallProgress, CallSuccess, CheckReport, Classified, CredentialInfo, Delta, Failure,
+    FinalError, Folded, HttpResponse, NoRoute, Outbound, PrepareError, Request, Route, Start, StateError, Step, UnreadableState,
+    VersionInfo,
 };
 
 /// The same call on every contract version: `current` on a 0.3.0 policy, `older` (the same
@@ -286,27 +287,34 @@ impl Instance {
     }
 
     /// What `now` knows that `since` does not, as a snapshot to append to a fleet's log (none:
-    /// nothing but the save time or randomness differs). An older policy has no `changes`: the
-    /// whole `now` when it differs from `since` at all, which `merge` joins just the same.
-    pub fn changes(&mut self, since: &str, now: &str) -> Result<Result<Option<String>, StateError>, Error> {
+    /// nothing but the save time or randomness differs), with how long a store keeps it at least
+    /// (`keep_until_ms`: the latest cooldown or open-circuit end in all of `now`). An older
+    /// policy has no `changes`: the whole `now` when it differs from `since` at all, which
+    /// `merge` joins just the same, with `keep_until_ms` 0 (it cannot say; a store keeps it for
+    /// its `forget_after_ms`).
+    pub fn changes(&mut self, since: &str, now: &str) -> Result<Result<Option<Delta>, StateError>, Error> {
         self.limits.payload("the state changes are taken since", since.len())?;
         self.limits.payload("the state to take changes of", now.len())?;
         self.arm();
         let got = match &self.exports {
             Exports::V0_3(b) => b.failover_policy_policy().call_changes(&mut self.store, since, now),
-            Exports::V0_2(_) | Exports::V0_1(_) => return Ok(Ok((since != now).then(|| now.to_string()))),
+            Exports::V0_2(_) | Exports::V0_1(_) => {
+                return Ok(Ok((since != now).then(|| Delta { state: now.to_string(), keep_until_ms: 0 })));
+            }
         };
         let changes = got.map_err(|e| self.fault(e))?;
         if let Ok(Some(delta)) = &changes {
-            self.limits.payload("the changes the policy returned", delta.len())?;
+            self.limits.payload("the changes the policy returned", delta.state.len())?;
         }
         Ok(changes)
     }
 
     /// `states` (a base and the deltas appended since) merged into one, with the records of
     /// credentials and routes not seen for `forget_after_ms` before `now_ms` forgotten (0:
-    /// none). States the policy cannot read are left out and listed in `unreadable`. An older
-    /// policy has no `fold`: the states are merged pairwise with `merge` and nothing is forgotten.
+    /// none). States the policy cannot read are left out and listed in `unreadable`;
+    /// `keep_until_ms` is the latest cooldown or open-circuit end in the result. An older policy
+    /// has no `fold`: the states are merged pairwise with `merge`, nothing is forgotten and
+    /// `keep_until_ms` is 0 (it cannot say; a store keeps the result for its `forget_after_ms`).
     pub fn fold(&mut self, states: &[String], now_ms: u64, forget_after_ms: u64) -> Result<Result<Folded, StateError>, Error> {
         for state in states {
             self.limits.payload("a state to fold", state.len())?;
@@ -341,7 +349,7 @@ impl Instance {
                 }
             }
         }
-        Ok(Folded { state: merged, unreadable, forgotten: 0 })
+        Ok(Folded { state: merged, keep_until_ms: 0, unreadable, forgotten: 0 })
     }
 
     /// Two snapshots merged into one.

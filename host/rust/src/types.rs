@@ -2,8 +2,8 @@
 //! converted to these), plus their WIT spellings for JSON output, traces and timelines.
 
 pub use crate::bindings::v0_3::exports::failover::policy::policy::{
-    Attempt, CallFailure, CallInput, CallOptions, CallSuccess, CheckReport, Folded, InputKind, PrepareError, ResponseHead, StateError,
-    Step, StepKind, UnreadableState, VersionInfo,
+    Attempt, CallFailure, CallInput, CallOptions, CallSuccess, CheckReport, Delta, Folded, InputKind, PrepareError, ResponseHead,
+    StateError, Step, StepKind, UnreadableState, VersionInfo,
 };
 pub use crate::bindings::v0_3::failover::policy::types::{
     Action, ActionKind, CallProgress, Classified, CredentialInfo, CredentialState, CredentialStatus, Event, EventKind, Failure,

@@ -148,6 +148,36 @@ fn a_0_3_policy_absorbs_a_peers_cooldown_into_a_running_engine() -> Result<()> {
     Ok(())
 }
 
+/// A state the policy refused, as an error.
+fn state<T>(answer: Result<T, failover_host::types::StateError>) -> Result<T> {
+    answer.map_err(|e| anyhow::anyhow!("{}", e.message))
+}
+
+/// The cooldown end of `credential` in `state` (the test reads the snapshot; the host never does).
+fn cooldown_until(state: &str, credential: &str) -> Result<u64> {
+    let json: serde_json::Value = serde_json::from_str(state)?;
+    json["credentials"][credential]["cooldown_until_ms"].as_u64().with_context(|| format!("{credential} cools in {state}"))
+}
+
+#[test]
+fn a_0_3_policy_says_how_long_a_store_keeps_a_delta_and_a_fold() -> Result<()> {
+    let policy = Policy::load_default()?;
+    let quota = a_quota_snapshot(&policy)?;
+    let until = cooldown_until(&quota, "ali-1")?;
+    let mut inst = policy.instantiate(host())?;
+    let engine = inst.create_engine(CONFIG, None, &credentials())?;
+    let empty = inst.snapshot(&engine)?;
+
+    let delta = state(inst.changes(&empty, &quota)?)?.context("the cooldown is a change")?;
+    assert_eq!(delta.keep_until_ms, until, "kept until the cooldown ends");
+    let folded = state(inst.fold(&[empty.clone(), delta.state.clone()], 0, 0)?)?;
+    assert_eq!(folded.keep_until_ms, until, "the folded state is kept until the cooldown ends");
+    let folded = state(inst.fold(std::slice::from_ref(&empty), 0, 0)?)?;
+    assert_eq!(folded.keep_until_ms, 0, "nothing running: nothing to keep it for");
+    assert!(state(inst.changes(&quota, &quota)?)?.is_none(), "no change, no delta");
+    Ok(())
+}
+
 #[test]
 fn older_policies_have_no_absorb_and_change_and_fold_the_old_way() -> Result<()> {
     for (version, contract) in [("v0.1.0", Contract::V0_1), ("v0.2.0", Contract::V0_2)] {
@@ -159,10 +189,13 @@ fn older_policies_have_no_absorb_and_change_and_fold_the_old_way() -> Result<()>
         let err = inst.absorb(&engine, &quota).expect_err("no absorb before 0.3.0");
         assert!(matches!(err, Error::Unsupported { contract: c, .. } if c == contract), "{err:?}");
         assert!(err.to_string().contains("engine.absorb"), "{err}");
-        assert_eq!(inst.changes(&empty, &empty)?.map_err(|e| anyhow::anyhow!("{}", e.message))?, None);
-        assert_eq!(inst.changes(&empty, &quota)?.map_err(|e| anyhow::anyhow!("{}", e.message))?, Some(quota.clone()), "the whole state");
+        assert!(inst.changes(&empty, &empty)?.map_err(|e| anyhow::anyhow!("{}", e.message))?.is_none());
+        let delta = inst.changes(&empty, &quota)?.map_err(|e| anyhow::anyhow!("{}", e.message))?.context("a delta")?;
+        assert_eq!(delta.state, quota, "the whole state");
+        assert_eq!(delta.keep_until_ms, 0, "an older policy cannot say how long to keep it");
         let folded = inst.fold(&[empty.clone(), "{broken".into(), quota.clone()], 0, 1)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
         assert_eq!(folded.forgotten, 0);
+        assert_eq!(folded.keep_until_ms, 0, "an older policy cannot say how long to keep it");
         assert_eq!(folded.unreadable.iter().map(|u| u.index).collect::<Vec<_>>(), [1]);
         let merged = inst.merge(&empty, &quota)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
         assert_eq!(folded.state, Some(merged), "pairwise merge ({version})");

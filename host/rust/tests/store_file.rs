@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use failover_host::store::{FileStore, Fleet, FleetOptions, StoreError};
+use failover_host::store::{FileStore, Fleet, FleetOptions, Saved, StoreError};
 use failover_host::{Clock, Host, Instance, Policy, VirtualClock};
 use support::workers::{cooling, now_ms, record_all, role, two_workers};
 use support::{credentials, status, NoNetwork, CONFIG, QUOTA};
@@ -149,14 +149,100 @@ fn a_held_fold_lock_bounds_an_append_and_the_delta_stays_owed_until_close() -> R
     let mut fleet = Fleet::new(store.clone()).with_options(FleetOptions { retry: Duration::ZERO, ..FleetOptions::default() });
     let held = std::fs::File::create(path.with_file_name("policy.json.lock"))?;
     held.lock()?;
+    // Only the save is timed: making an instance takes seconds when the other tests' worker
+    // processes share the cores, and is no part of the bound.
+    let mut inst = instance(now_ms())?;
+    let engine = inst.create_engine(CONFIG, None, &credentials())?;
+    let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    inst.on_failure(&engine, &route, &status(429, QUOTA), None)?;
     let start = std::time::Instant::now();
-    assert!(matches!(record_quota(&mut fleet, now_ms()), Err(e) if e.to_string().contains("locked")));
+    let saved = fleet.save(&mut inst, &engine);
     assert!(start.elapsed() < Duration::from_secs(1), "bounded: {:?}", start.elapsed());
+    assert!(matches!(&saved, Err(StoreError::LockTimeout { .. })), "{saved:?}");
     assert!(fleet.owes());
     held.unlock()?;
     fleet.close()?;
     let mut inst = instance(now_ms())?;
     let state = failover_host::store::Store::from(store).load(&mut inst)?.state.context("stored")?;
     assert_eq!(cooling(&state, now_ms())?, vec!["ali-1".to_string()], "the close appended what was owed");
+    Ok(())
+}
+
+#[test]
+fn after_a_failure_saves_pause_and_stay_owed_and_a_close_appends_them_whatever_the_pause() -> Result<()> {
+    let path = scratch("paused")?;
+    let store = FileStore::new(&path).with_lock_timeout(Duration::from_millis(50));
+    let options = FleetOptions { retry: Duration::from_secs(600), ..FleetOptions::default() };
+    let mut fleet = Fleet::new(store.clone()).with_options(options);
+    let mut inst = instance(now_ms())?;
+    fleet.load(&mut inst)?;
+    let engine = inst.create_engine(CONFIG, None, &credentials())?;
+    let quota_on_the_selected_route = |inst: &mut Instance| -> Result<()> {
+        let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        inst.on_failure(&engine, &route, &status(429, QUOTA), None)?;
+        Ok(())
+    };
+
+    let held = std::fs::File::create(path.with_file_name("policy.json.lock"))?;
+    held.lock()?;
+    quota_on_the_selected_route(&mut inst)?;
+    let saved = fleet.save(&mut inst, &engine);
+    assert!(matches!(&saved, Err(StoreError::LockTimeout { .. })), "{saved:?}");
+    held.unlock()?;
+    quota_on_the_selected_route(&mut inst)?;
+    assert_eq!(fleet.save(&mut inst, &engine)?, Saved::Owed, "paused: the free store is not even tried");
+    assert_eq!(std::fs::read_to_string(store.log_path()).ok(), None, "nothing appended during the pause");
+    assert!(fleet.owes());
+
+    fleet.close()?;
+    let state = failover_host::store::Store::from(store).load(&mut inst)?.state.context("stored")?;
+    let mut cooling = cooling(&state, now_ms())?;
+    cooling.sort();
+    assert_eq!(cooling, ["ali-1", "ten-1"], "the close appended both changes, paused or not");
+    Ok(())
+}
+
+/// Two state changes (a quota on each key, the second on the fallback), each saved through `fleet`.
+fn two_saves(fleet: &mut Fleet) -> Result<()> {
+    let mut inst = instance(now_ms())?;
+    let engine = inst.create_engine(CONFIG, None, &credentials())?;
+    for _ in 0..2 {
+        let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        inst.on_failure(&engine, &route, &status(429, QUOTA), None)?;
+        assert_eq!(fleet.save(&mut inst, &engine)?, Saved::Appended);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_process_folds_past_fold_after_counting_its_own_appends_and_what_it_reads() -> Result<()> {
+    let few = FleetOptions { fold_after: 1, refresh: Duration::ZERO, ..FleetOptions::default() };
+    let many = FleetOptions { fold_after: 1000, ..few };
+
+    // A process that only writes: its own two appends pass the bound.
+    let path = scratch("fold-own")?;
+    let mut writer = Fleet::new(FileStore::new(&path)).with_options(few);
+    writer.load(&mut instance(now_ms())?)?;
+    two_saves(&mut writer)?;
+    assert_eq!(writer.stats().folds, 1, "{:?}", writer.stats());
+    assert_eq!(std::fs::read_to_string(FileStore::new(&path).log_path())?, "", "the log was folded");
+    assert_eq!(cooling(&std::fs::read_to_string(&path)?, now_ms())?.len(), 2, "into the base");
+
+    // A process that only reads: two entries read at a refresh pass the bound.
+    let path = scratch("fold-read")?;
+    // An empty log already there, so the reader's refresh reads on from it (none: it loads anew).
+    std::fs::write(FileStore::new(&path).log_path(), "")?;
+    let mut reader = Fleet::new(FileStore::new(&path)).with_options(few);
+    let mut inst = instance(now_ms())?;
+    reader.load(&mut inst)?;
+    let engine = inst.create_engine(CONFIG, None, &credentials())?;
+    let mut writer = Fleet::new(FileStore::new(&path)).with_options(many);
+    writer.load(&mut instance(now_ms())?)?;
+    two_saves(&mut writer)?;
+    assert_eq!(writer.stats().folds, 0, "the writer's bound is not reached");
+    assert!(matches!(reader.refresh(&mut inst, &engine)?, failover_host::store::Refreshed::Read { entries: 2 }));
+    assert_eq!(reader.stats().folds, 1, "{:?}", reader.stats());
+    assert_eq!(std::fs::read_to_string(FileStore::new(&path).log_path())?, "", "the log was folded");
+    assert_eq!(cooling(&std::fs::read_to_string(&path)?, now_ms())?.len(), 2, "into the base");
     Ok(())
 }

@@ -93,6 +93,60 @@ fn redis_down_costs_one_timeout_calls_go_on_and_the_first_save_after_catches_up(
     Ok(())
 }
 
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// One 429 quota on the primary's key, with a `retry-after` of `cooling_days` when given, saved
+/// and then folded through a fleet on `name` forgetting after `forget_after_ms`.
+fn save_and_fold(server: &RedisServer, name: &str, forget_after_ms: u64, cooling_days: Option<u64>) -> Result<RedisStore> {
+    let store = RedisStore::new(&server.url(), name)?;
+    let mut fleet = Fleet::new(store.clone()).with_options(FleetOptions { forget_after_ms, ..FleetOptions::default() });
+    let mut inst = instance(now_ms())?;
+    fleet.load(&mut inst)?;
+    let engine = inst.create_engine(CONFIG, None, &credentials())?;
+    let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let mut failure = status(429, QUOTA);
+    if let (Some(days), Some(r)) = (cooling_days, failure.response.as_mut()) {
+        r.headers.push(failover_host::types::Header { name: "retry-after".into(), value: (days * DAY_MS / 1000).to_string() });
+    }
+    inst.on_failure(&engine, &route, &failure, None)?;
+    assert_eq!(fleet.save(&mut inst, &engine)?, Saved::Appended);
+    Ok(store)
+}
+
+/// The PTTL of `key` (-1: no TTL, -2: no key).
+fn pttl(con: &mut redis::Connection, key: &str) -> Result<i64> {
+    Ok(redis::cmd("PTTL").arg(key).query(con)?)
+}
+
+#[test]
+fn keys_live_until_the_latest_cooldown_ends_at_least_forget_after_and_for_ever_when_nothing_is_forgotten() -> Result<()> {
+    let server = RedisServer::start()?;
+    let mut con = server.connection()?;
+    let near = |ttl: i64, want: u64| ttl > 0 && (ttl as u64) <= want && (ttl as u64) > want - 60_000;
+    // (name, forget_after_ms, cooling days, the TTL every key should have: none for ever)
+    let cases = [
+        ("ttl-long", DAY_MS, Some(30), Some(30 * DAY_MS)),
+        ("ttl-short", 2 * DAY_MS, None, Some(2 * DAY_MS)),
+        ("ttl-none", 0, Some(30), None),
+    ];
+    for (name, forget_after_ms, cooling_days, want) in cases {
+        let store = save_and_fold(&server, name, forget_after_ms, cooling_days)?;
+        let log = format!("{}:log", store.key());
+        let mut fleet = Fleet::new(store.clone()).with_options(FleetOptions { forget_after_ms, ..FleetOptions::default() });
+        let mut inst = instance(now_ms())?;
+        let appended = pttl(&mut con, &log)?;
+        fleet.fold(&mut inst)?.context("nobody else folds")?;
+        let (base, mark) = (pttl(&mut con, store.key())?, pttl(&mut con, &format!("{}:folded", store.key()))?);
+        for (what, ttl) in [("the log after an append", appended), ("the base after a fold", base), ("the mark after a fold", mark)] {
+            match want {
+                Some(want) => assert!(near(ttl, want), "{name}: {what} lives {want} ms, not {ttl}"),
+                None => assert_eq!(ttl, -1, "{name}: {what} never expires"),
+            }
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn tls_with_an_acl_user_and_a_ca_file() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("failover-redis-tls-{}", std::process::id()));

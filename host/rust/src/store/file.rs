@@ -174,7 +174,7 @@ impl Log for FileStore {
         let _lock = self.lock(Lock::Shared, true)?;
         let base = self.read_base()?;
         let (entries, cursor, _) = self.read_log(None)?;
-        let joined = join(inst, &self.describe(), base.as_deref(), &entries, 0)?;
+        let joined = join(inst, &self.describe(), base.as_deref(), &entries, now_ms(), 0)?;
         let set_aside = match joined.base_unreadable {
             Some(why) => self.set_aside_base(why)?,
             None => None,
@@ -182,7 +182,8 @@ impl Log for FileStore {
         Ok(Loaded { state: joined.state, cursor, entries: entries.len(), set_aside })
     }
 
-    fn append(&self, delta: &str, _ttl_ms: u64) -> Result<(), StoreError> {
+    /// Files do not expire: `_ttl_ms` is for stores that do (Redis).
+    fn append(&self, delta: &str, _ttl_ms: Option<u64>) -> Result<(), StoreError> {
         // A raw newline is never inside a JSON string, so this changes only whitespace.
         let mut line = delta.replace(['\n', '\r'], " ");
         line.push('\n');
@@ -206,7 +207,7 @@ impl Log for FileStore {
         let Some(_lock) = self.lock(Lock::Exclusive, false)? else { return Ok(FoldOutcome::Skipped) };
         let base = self.read_base()?;
         let (entries, _, _) = self.read_log(None)?;
-        let joined = join(inst, &self.describe(), base.as_deref(), &entries, forget_after_ms)?;
+        let joined = join(inst, &self.describe(), base.as_deref(), &entries, now_ms(), forget_after_ms)?;
         if joined.newer_entries {
             return Ok(FoldOutcome::Skipped);
         }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{now_ms, ttl_ms, Cursor, FoldOutcome, News, SetAside, Store, StoreError, Stored};
 use crate::contract::Contract;
+use crate::types::Delta;
 use crate::{Engine, Instance};
 
 /// The per-process knobs of `tests/fleet/README.md`, same names in every host.
@@ -15,12 +16,13 @@ pub struct FleetOptions {
     pub refresh: Duration,
     /// After a load, save or refresh fails: how long refreshes and saves pause (saves stay owed).
     pub retry: Duration,
-    /// Log entries this process has seen before it tries to fold them into the base.
+    /// Log entries this process has seen since the base (read, loaded or appended by itself)
+    /// before it tries to fold them into the base.
     pub fold_after: usize,
     /// Records of credentials and routes with no sign of life for this long are forgotten at a
-    /// fold (0: never).
+    /// fold (0: never), and no key of the store expires sooner (0: no key expires).
     pub forget_after_ms: u64,
-    /// The longest a close (or drop) keeps trying to append what is owed.
+    /// The longest a close (or drop) keeps trying to append what is owed, pause or not.
     pub flush_wait: Duration,
 }
 
@@ -91,7 +93,7 @@ pub struct Fleet {
     paused_until: Option<Instant>,
     /// A delta computed but not appended yet; the next save's delta includes it, as `known`
     /// only advances after an append.
-    owed: Option<String>,
+    owed: Option<Delta>,
     stats: FleetStats,
 }
 
@@ -166,6 +168,7 @@ impl Fleet {
                 self.entries += read;
                 self.cursor = Some(cursor);
                 self.absorb(inst, engine, &entries)?;
+                self.fold_if_due(inst);
                 Ok(Refreshed::Read { entries: read })
             }
             News::Moved => {
@@ -173,6 +176,7 @@ impl Fleet {
                 self.cursor = Some(loaded.cursor);
                 self.entries = loaded.entries;
                 self.absorb(inst, engine, &loaded.state.into_iter().collect::<Vec<_>>())?;
+                self.fold_if_due(inst);
                 Ok(Refreshed::Reloaded)
             }
         }
@@ -184,11 +188,12 @@ impl Fleet {
         self.save_snapshot(inst, &snapshot)
     }
 
-    /// `save` with the engine's snapshot already taken.
+    /// `save` with the engine's snapshot already taken. While the store is paused after a
+    /// failure, the delta is only computed and stays owed.
     pub fn save_snapshot(&mut self, inst: &mut Instance, snapshot: &str) -> Result<Saved, StoreError> {
         let delta = match &self.known {
             Some(known) => inst.changes(known, snapshot)?.map_err(|e| StoreError::Merge(e.message))?,
-            None => Some(snapshot.to_string()),
+            None => Some(whole(inst, snapshot)?),
         };
         let Some(delta) = delta else {
             self.owed = None;
@@ -198,23 +203,25 @@ impl Fleet {
             self.owed = Some(delta);
             return Ok(Saved::Owed);
         }
-        self.append(&delta).inspect_err(|_| self.owed = Some(delta.clone()))?;
+        if let Err(e) = self.append(&delta) {
+            self.owed = Some(delta);
+            return Err(e);
+        }
         self.owed = None;
+        // Our own entries count towards a fold too, so a process that only writes folds as well
+        // (read back at a refresh they count again: folding a little early costs nothing).
         self.entries += 1;
         self.known = Some(match &self.known {
-            Some(known) => inst.merge(known, &delta)?.map_err(|e| StoreError::Merge(e.message))?,
-            None => delta,
+            Some(known) => inst.merge(known, &delta.state)?.map_err(|e| StoreError::Merge(e.message))?,
+            None => delta.state,
         });
-        let large = matches!(&self.store, Store::File(file) if file.log_is_large());
-        if self.entries > self.options.fold_after || large {
-            // Optional work: a failed fold loses nothing, so its error only pauses the store.
-            let _ = self.fold(inst);
-        }
+        self.fold_if_due(inst);
         Ok(Saved::Appended)
     }
 
-    /// Appends what is owed, trying again until `flush_wait` has passed. Needs no instance: the
-    /// owed delta was computed when it was saved.
+    /// Appends what is owed, trying again until `flush_wait` has passed, whatever the pause
+    /// after a failure (the last chance before the process ends). Needs no instance: the owed
+    /// delta was computed when it was saved.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         let Some(delta) = self.owed.clone() else { return Ok(()) };
         let deadline = Instant::now() + self.options.flush_wait;
@@ -239,8 +246,10 @@ impl Fleet {
     /// `forget_after_ms`; `None` when another process holds the fold or folded first.
     pub fn fold(&mut self, inst: &mut Instance) -> Result<Option<(u32, Option<SetAside>)>, StoreError> {
         let forget_after_ms = self.options.forget_after_ms;
-        let outcome = self.guard(|store| store.log().fold(inst, forget_after_ms))?;
+        // Counted afresh whatever comes of it: whoever folded, the next refresh sees it, and a
+        // fold that cannot be done (a newer base) is not tried again after every save.
         self.entries = 0;
+        let outcome = self.guard(|store| store.log().fold(inst, forget_after_ms))?;
         Ok(match outcome {
             FoldOutcome::Folded { forgotten, set_aside } => {
                 self.stats.folds += 1;
@@ -248,6 +257,17 @@ impl Fleet {
             }
             FoldOutcome::Skipped => None,
         })
+    }
+
+    /// A fold when this process has seen more than `fold_after` entries since the base, or a
+    /// file log has grown past its size bound.
+    fn fold_if_due(&mut self, inst: &mut Instance) {
+        let large = matches!(&self.store, Store::File(file) if file.log_is_large());
+        if self.entries > self.options.fold_after || large {
+            // Optional work: a failed fold loses nothing, so its error only pauses the store
+            // (and is in the stats); the save or refresh that led here went through.
+            let _ = self.fold(inst);
+        }
     }
 
     fn absorb(&mut self, inst: &mut Instance, engine: &Engine, entries: &[String]) -> Result<(), StoreError> {
@@ -268,10 +288,10 @@ impl Fleet {
         Ok(())
     }
 
-    fn append(&mut self, delta: &str) -> Result<(), StoreError> {
-        let ttl = ttl_ms(delta, now_ms(), self.options.forget_after_ms);
+    fn append(&mut self, delta: &Delta) -> Result<(), StoreError> {
+        let ttl = ttl_ms(delta.keep_until_ms, now_ms(), self.options.forget_after_ms);
         let start = Instant::now();
-        let appended = self.guard(|store| store.log().append(delta, ttl));
+        let appended = self.guard(|store| store.log().append(&delta.state, ttl));
         self.stats.save_ms.push(start.elapsed().as_secs_f64() * 1000.0);
         if appended.is_ok() {
             self.stats.saves += 1;
@@ -301,6 +321,17 @@ impl Fleet {
             }
         }
     }
+}
+
+/// The whole `snapshot` as the delta to append when nothing is known to be stored (an empty
+/// store, or one that could not be loaded), with the guest's `keep_until_ms` for it: a fold of
+/// the one state, forgetting nothing (the host never reads a snapshot itself).
+fn whole(inst: &mut Instance, snapshot: &str) -> Result<Delta, StoreError> {
+    let folded = inst.fold(&[snapshot.to_string()], now_ms(), 0)?.map_err(|e| StoreError::Merge(e.message))?;
+    if let Some(u) = folded.unreadable.into_iter().next() {
+        return Err(StoreError::Merge(u.message));
+    }
+    Ok(Delta { state: snapshot.to_string(), keep_until_ms: folded.keep_until_ms })
 }
 
 impl Drop for Fleet {

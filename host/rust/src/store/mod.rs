@@ -8,8 +8,9 @@
 //! (at most every `refresh_ms`, so a running process applies what its peers stored within about
 //! that), saves after every state change (one append of what changed), and flushes what is owed
 //! when closed or dropped. A store that is down costs a call at most its timeout once; then
-//! refreshes and saves pause for `retry_ms` while the engine decides from memory, and the first
-//! save that works catches up:
+//! refreshes and saves pause for `retry_ms` while the engine decides from memory (what saves
+//! learn stays owed), the first save after the pause catches up, and a close tries once more
+//! whatever the pause:
 //!
 //! ```no_run
 //! use failover_host::store::{Fleet, RedisStore};
@@ -105,8 +106,9 @@ impl Store {
 trait Log: Send {
     /// Base and every log entry, folded (nothing forgotten), and where the log was read up to.
     fn load(&self, inst: &mut Instance) -> Result<Loaded, StoreError>;
-    /// One delta appended; `ttl_ms` is how long the store must keep it at least.
-    fn append(&self, delta: &str, ttl_ms: u64) -> Result<(), StoreError>;
+    /// One delta appended; `ttl_ms` is how long the store must keep it at least (none: for ever,
+    /// see [`ttl_ms`]).
+    fn append(&self, delta: &str, ttl_ms: Option<u64>) -> Result<(), StoreError>;
     /// The entries past `after`, or `News::Moved` when the log was folded or replaced past it.
     fn read_new(&self, after: &Cursor) -> Result<News, StoreError>;
     /// Base and log folded into a new base, forgetting records not seen for `forget_after_ms`,
@@ -208,18 +210,27 @@ pub struct Stored {
 /// entry is of a newer schema (`newer_entries`: a newer policy must fold those).
 struct Joined {
     state: Option<String>,
+    /// The guest's `keep_until_ms` for `state`: the latest cooldown or open-circuit end in it.
+    keep_until_ms: u64,
     base_unreadable: Option<String>,
     unreadable: Vec<String>,
     newer_entries: bool,
     forgotten: u32,
 }
 
-fn join(inst: &mut Instance, store: &str, base: Option<&str>, entries: &[String], forget_after_ms: u64) -> Result<Joined, StoreError> {
+fn join(
+    inst: &mut Instance,
+    store: &str,
+    base: Option<&str>,
+    entries: &[String],
+    now_ms: u64,
+    forget_after_ms: u64,
+) -> Result<Joined, StoreError> {
     let states: Vec<String> = base.map(str::to_string).into_iter().chain(entries.iter().cloned()).collect();
-    let Folded { state, unreadable, forgotten } =
-        inst.fold(&states, now_ms(), forget_after_ms)?.map_err(|e| StoreError::Refused { store: store.to_string(), message: e.message })?;
+    let Folded { state, keep_until_ms, unreadable, forgotten } =
+        inst.fold(&states, now_ms, forget_after_ms)?.map_err(|e| StoreError::Refused { store: store.to_string(), message: e.message })?;
     let offset = usize::from(base.is_some());
-    let mut joined = Joined { state, base_unreadable: None, unreadable: Vec::new(), newer_entries: false, forgotten };
+    let mut joined = Joined { state, keep_until_ms, base_unreadable: None, unreadable: Vec::new(), newer_entries: false, forgotten };
     for u in unreadable {
         let index = u.index as usize;
         match (index.checked_sub(offset), u.newer) {
@@ -232,17 +243,14 @@ fn join(inst: &mut Instance, store: &str, base: Option<&str>, entries: &[String]
     Ok(joined)
 }
 
-/// How long a store keeps a save at least: until the latest cooldown or open-circuit end in
-/// `state`, and never less than `forget_after_ms` (a day when that is 0).
-fn ttl_ms(state: &str, now_ms: u64, forget_after_ms: u64) -> u64 {
-    const DAY_MS: u64 = 24 * 3600 * 1000;
-    let floor = if forget_after_ms == 0 { DAY_MS } else { forget_after_ms };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(state) else { return floor };
-    let ends = |section: &str, field: &str| -> Vec<u64> {
-        json.get(section).and_then(|s| s.as_object()).into_iter().flatten().filter_map(|(_, v)| v.get(field)?.as_u64()).collect()
-    };
-    let latest = ends("credentials", "cooldown_until_ms").into_iter().chain(ends("routes", "open_until_ms")).max().unwrap_or(0);
-    latest.saturating_sub(now_ms).max(floor)
+/// How long a store keeps what it writes (`tests/fleet/README.md`, "TTL of every key"): until
+/// the guest's `keep_until_ms` (a cooldown or open circuit still running must not vanish with
+/// its key), and at least `forget_after_ms` (a record is not forgotten sooner by a fold, so no
+/// key may expire sooner either). None, no TTL at all, when `forget_after_ms` is 0: such a fleet
+/// forgets nothing, so nothing may expire. The same rule for an append (the delta's
+/// `keep_until_ms`) and a fold (the folded state's), in every host.
+fn ttl_ms(keep_until_ms: u64, now_ms: u64, forget_after_ms: u64) -> Option<u64> {
+    (forget_after_ms > 0).then(|| keep_until_ms.saturating_sub(now_ms).max(forget_after_ms))
 }
 
 fn now_ms() -> u64 {
@@ -254,16 +262,23 @@ mod tests {
     use super::ttl_ms;
 
     #[test]
-    fn the_ttl_outlives_the_latest_cooldown_or_open_circuit_and_forget_after() {
-        let day = 24 * 3600 * 1000;
-        assert_eq!(ttl_ms(r#"{"schema": 2}"#, 0, 7 * day), 7 * day);
-        assert_eq!(ttl_ms(r#"{"schema": 2}"#, 0, 0), day, "forgetting nothing still keeps a day");
-        let s = format!(
-            r#"{{"credentials": {{"a": {{"cooldown_until_ms": {}}}}}, "routes": {{"p/m": {{"open_until_ms": {}}}}}}}"#,
-            3 * day,
-            10 * day
-        );
-        assert_eq!(ttl_ms(&s, day, 7 * day), 9 * day);
-        assert_eq!(ttl_ms(&s, 20 * day, 7 * day), 7 * day, "ends in the past: the floor");
+    fn a_ttl_runs_to_keep_until_at_least_forget_after_and_is_none_when_nothing_is_forgotten() {
+        const DAY: u64 = 24 * 3600 * 1000;
+        let now = 1_000 * DAY;
+        // (keep_until_ms, forget_after_ms, expected, why)
+        let cases = [
+            (0, 7 * DAY, Some(7 * DAY), "nothing running (or a 0.1/0.2 policy): forget_after alone"),
+            (now + DAY, 7 * DAY, Some(7 * DAY), "a cooldown ending before forget_after: forget_after"),
+            (now + 30 * DAY, 7 * DAY, Some(30 * DAY), "a cooldown ending after forget_after: until it ends"),
+            (now + 7 * DAY + 1, 7 * DAY, Some(7 * DAY + 1), "one ms past forget_after counts"),
+            (now - DAY, 7 * DAY, Some(7 * DAY), "an end already past: forget_after"),
+            (0, 1, Some(1), "the least forget_after"),
+            (0, 0, None, "forgetting nothing: no TTL at all"),
+            (now + 30 * DAY, 0, None, "forgetting nothing: no TTL even with a cooldown running"),
+            (u64::MAX, 7 * DAY, Some(u64::MAX - now), "no overflow"),
+        ];
+        for (keep_until_ms, forget_after_ms, expected, why) in cases {
+            assert_eq!(ttl_ms(keep_until_ms, now, forget_after_ms), expected, "{why}");
+        }
     }
 }

@@ -189,7 +189,7 @@ impl Log for RedisStore {
     fn load(&self, inst: &mut Instance) -> Result<Loaded, StoreError> {
         let (base, folded, log) = self.with_connection(|con| self.read_all(con))?;
         let texts: Vec<String> = log.iter().map(|(_, text)| text.clone()).collect();
-        let joined = join(inst, &self.store(), base.as_deref(), &texts, 0)?;
+        let joined = join(inst, &self.store(), base.as_deref(), &texts, now_ms(), 0)?;
         let last = log.last().map(|(id, _)| *id).or(folded).unwrap_or(StreamId { ms: 0, seq: 0 });
         let set_aside = match (joined.base_unreadable, &base) {
             (Some(why), Some(raw)) => self.set_aside_base(raw, why)?,
@@ -198,11 +198,15 @@ impl Log for RedisStore {
         Ok(Loaded { state: joined.state, cursor: Cursor::Stream(last), entries: log.len(), set_aside })
     }
 
-    fn append(&self, delta: &str, ttl_ms: u64) -> Result<(), StoreError> {
+    fn append(&self, delta: &str, ttl_ms: Option<u64>) -> Result<(), StoreError> {
         let log = self.log_key();
-        self.with_connection(|con| {
-            redis::pipe().cmd("XADD").arg(&log).arg("*").arg("state").arg(delta).cmd("PEXPIRE").arg(&log).arg(ttl_ms).exec(con)
-        })
+        let mut pipe = redis::pipe();
+        pipe.cmd("XADD").arg(&log).arg("*").arg("state").arg(delta);
+        // Pipelined with the append: still one round trip. No TTL: kept for ever.
+        if let Some(ttl_ms) = ttl_ms {
+            pipe.cmd("PEXPIRE").arg(&log).arg(ttl_ms);
+        }
+        self.with_connection(|con| pipe.exec(con))
     }
 
     fn read_new(&self, after: &Cursor) -> Result<News, StoreError> {
@@ -251,7 +255,8 @@ impl Log for RedisStore {
             return Ok(FoldOutcome::Skipped);
         };
         let texts: Vec<String> = log.iter().map(|(_, text)| text.clone()).collect();
-        let joined = match join(inst, &self.store(), base.as_deref(), &texts, forget_after_ms) {
+        let now = now_ms();
+        let joined = match join(inst, &self.store(), base.as_deref(), &texts, now, forget_after_ms) {
             Ok(joined) if !joined.newer_entries => joined,
             Ok(_) => {
                 unwatch()?;
@@ -262,21 +267,25 @@ impl Log for RedisStore {
                 return Err(e);
             }
         };
-        let now = now_ms();
         let aside = format!("{}:corrupt-{now}", self.key);
+        // Base and mark live as long as each other: a mark without its base, or the reverse,
+        // would make a reader skip entries or read them against the wrong base.
+        let ttl = ttl_ms(joined.keep_until_ms, now, forget_after_ms);
+        // `PX` on the command just queued; no TTL at all when nothing is ever forgotten.
+        let expiring = |tx: &mut redis::Pipeline| {
+            if let Some(ttl) = ttl {
+                tx.arg("PX").arg(ttl);
+            }
+        };
         let mut tx = redis::pipe();
         tx.atomic();
         match &joined.state {
-            Some(state) => {
-                let ttl = ttl_ms(state, now, forget_after_ms);
-                tx.cmd("SET").arg(&self.key).arg(state).arg("PX").arg(ttl);
-                tx.cmd("SET").arg(self.folded_key()).arg(last.to_string()).arg("PX").arg(ttl);
-            }
+            Some(state) => expiring(tx.cmd("SET").arg(&self.key).arg(state)),
             None => {
                 tx.cmd("DEL").arg(&self.key);
-                tx.cmd("SET").arg(self.folded_key()).arg(last.to_string()).arg("PX").arg(ASIDE_TTL_MS);
             }
         }
+        expiring(tx.cmd("SET").arg(self.folded_key()).arg(last.to_string()));
         tx.cmd("XTRIM").arg(self.log_key()).arg("MINID").arg(last.next().to_string());
         let mut set_aside = None;
         let mut unreadable: Vec<&str> = joined.unreadable.iter().map(String::as_str).collect();
