@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import fields
 from enum import Enum
 from pathlib import Path
 
@@ -12,7 +13,16 @@ import pytest
 
 from failover_policy import fault
 from failover_policy.secrets import default_env_var
-from failover_policy.types import ActionKind, CredentialState, EventKind, Reason, TransportKind
+from failover_policy.types import (
+    ActionKind,
+    CredentialState,
+    Delta,
+    EventKind,
+    Folded,
+    Reason,
+    TransportKind,
+    UnreadableState,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 WIT = (ROOT / "wit" / "policy.wit").read_text()
@@ -31,6 +41,20 @@ def wit_enum(name: str) -> list[str]:
 ])
 def test_each_enum_is_spelled_as_in_the_wit(wit: str, enum: type[Enum]) -> None:
     assert [e.value for e in enum] == wit_enum(wit)
+
+
+def wit_record(name: str) -> list[str]:
+    body = re.search(r"record " + re.escape(name) + r" \{(.*?)\n    \}", WIT, re.S)
+    assert body, f"no record {name} in wit/policy.wit"
+    lines = (line.strip() for line in body.group(1).splitlines())
+    return [line.partition(":")[0] for line in lines if line and not line.startswith("//")]
+
+
+@pytest.mark.parametrize("wit, record", [("delta", Delta), ("folded", Folded), ("unreadable-state", UnreadableState)])
+def test_the_fleet_records_have_the_wits_fields_in_its_order(wit: str, record: type) -> None:
+    """The fleet's results are decoded field by field by name: a field the WIT adds or renames
+    (as 0.3.0 added `keep-until-ms`) must show here, not as a missing attribute at a save."""
+    assert [f.name.replace("_", "-") for f in fields(record)] == wit_record(wit)
 
 
 def test_secret_variable_names_match_the_shared_cases() -> None:

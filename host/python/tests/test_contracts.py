@@ -8,8 +8,20 @@ import json
 import pytest
 from conftest import SECRETS, V0_1_WASM, V0_2_WASM, fallback_config
 
-from failover_policy import ActionKind, ContractError, EventKind, Policy, SwapError, VirtualClock
+from failover_policy import (
+    ActionKind,
+    ConfigError,
+    ContractError,
+    Delta,
+    EventKind,
+    Folded,
+    Policy,
+    SwapError,
+    UnreadableState,
+    VirtualClock,
+)
 from failover_policy.component import default_wasm
+from failover_policy.fleet import fold_chunked
 from failover_policy.mock import QUOTA_429
 
 REFUSAL = r"exports failover:policy/policy@0\.9\.0; this host speaks 0\.1\.0, 0\.2\.0 and 0\.3\.0"
@@ -71,35 +83,56 @@ def test_a_swap_to_an_older_fixture_and_back_carries_the_state(mock, wasm, versi
 
 def test_an_older_policy_answers_the_fleet_operations_as_the_layout_says(mock) -> None:
     """No absorb (a clear ContractError), the whole snapshot as its changes, and a fold that merges
-    pairwise, forgets nothing and names what it cannot read."""
+    pairwise, forgets nothing and names what it cannot read; neither says how long to keep it
+    (`keep_until_ms` 0: a store keeps it for `forget_after_ms`)."""
     current = cooled_policy(mock)
     old = Policy.load(fallback_config(mock), secrets=SECRETS, clock=VirtualClock(), wasm=V0_2_WASM)
     fresh, cooled = old.snapshot(), current.snapshot()
     with pytest.raises(ContractError, match=r"contract 0\.2\.0, which has no engine\.absorb \(added in 0\.3\.0\)"):
         old.absorb(cooled)
     assert old.changes(fresh, fresh) is None
-    assert old.changes(fresh, cooled) == cooled
+    assert old.changes(fresh, cooled) == Delta(cooled, 0)
     folded = old.fold([fresh, "not json", cooled], forget_after_ms=1)
     assert [(u.index, u.newer) for u in folded.unreadable] == [(1, False)]
     assert folded.unreadable[0].message.startswith("snapshot 1: ")
-    assert folded.forgotten == 0
+    assert folded.forgotten == 0 and folded.keep_until_ms == 0
     assert json.loads(folded.state or "{}")["credentials"]["ali-1"]["cooldown_until_ms"] > 0
 
 
 def test_the_current_policy_diffs_absorbs_and_folds(mock) -> None:
     """Through both call paths (the suite runs again with FAILOVER_PY_CONVERTERS=off): a delta
-    holds the cooldown and nothing when nothing changed, a peer's delta cools the key here, and a
-    fold names an unreadable and a newer state apart."""
+    holds the cooldown, and its end as `keep_until_ms`, and is None when nothing changed, a peer's
+    delta cools the key here, and a fold says the same end and names an unreadable and a newer
+    state apart."""
     cooled = cooled_policy(mock)
     peer = Policy.load(fallback_config(mock), secrets=SECRETS, clock=VirtualClock())
     fresh = peer.snapshot()
+    until = json.loads(cooled.snapshot())["credentials"]["ali-1"]["cooldown_until_ms"]
     delta = cooled.changes(fresh, cooled.snapshot())
-    assert delta is not None and "ali-1" in json.loads(delta)["credentials"]
+    assert isinstance(delta, Delta) and "ali-1" in json.loads(delta.state)["credentials"]
+    assert delta.keep_until_ms == until > 0, "the cooldown's end, read by the guest"
     assert cooled.changes(cooled.snapshot(), cooled.snapshot()) is None
-    peer.absorb(delta)
+    assert peer.fold([fresh]).keep_until_ms == 0, "nothing cooling: nothing to keep it for"
+    peer.absorb(delta.state)
     assert peer.select().provider == "tencent-token-plan", "the peer's cooldown holds here"
-    folded = peer.fold([fresh, "{", '{"schema": 99}', delta])
+    folded = peer.fold([fresh, "{", '{"schema": 99}', delta.state])
     assert [(u.index, u.newer) for u in folded.unreadable] == [(1, False), (2, True)]
     assert "newer" in folded.unreadable[1].message
+    assert folded.keep_until_ms == until
     with pytest.raises(Exception, match="state"):
         peer.absorb('{"schema": 99}')
+    with pytest.raises(ConfigError, match="snapshot since"):
+        peer.changes("{", fresh)
+
+
+def test_a_fold_in_chunks_keeps_the_last_chunks_end_which_covers_all_before() -> None:
+    """Each chunk is folded with the result so far, so the last chunk's `keep_until_ms` is the
+    whole fold's (the first chunk's end here is 5, the whole fold's 90)."""
+    def fold(chunk: list[str]) -> Folded:
+        readable = [s for s in chunk if s.isdigit()]
+        bad = [UnreadableState(i, f"snapshot {i}: not a number", False) for i, s in enumerate(chunk) if not s.isdigit()]
+        return Folded(max(readable, key=int) if readable else None, max(map(int, readable), default=0), bad, 0)
+    folded = fold_chunked(fold, ["5", "90", "7", "x"], limit=2)
+    assert isinstance(folded, Folded)
+    assert (folded.state, folded.keep_until_ms) == ("90", 90)
+    assert [u.index for u in folded.unreadable] == [3]

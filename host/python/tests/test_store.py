@@ -22,7 +22,9 @@ from redis_server import RedisServer
 
 from failover_policy import (
     ActionKind,
+    Delta,
     FileStore,
+    Folded,
     Policy,
     RedisStore,
     Route,
@@ -32,6 +34,8 @@ from failover_policy import (
 )
 from failover_policy.codec import SUPPORTED
 from failover_policy.mock import MockProviders, completion
+from failover_policy.store.file_log import FOLD_BYTES, Position
+from failover_policy.store.layout import WEEK_MS, ttl_ms
 
 HERE = Path(__file__).parent
 SRC = HERE.parents[0] / "src"
@@ -39,6 +43,7 @@ PEER = HERE / "fleet_peer.py"
 START_MS = 1_795_528_800_000
 HOUR_MS = 3_600_000
 QUOTA = '{"error":{"message":"usage allocated quota exceeded.","type":"insufficient_quota","code":"quota_exceeded"}}'
+DAY_MS = 24 * HOUR_MS
 CONFIG = {
     "providers": {
         "alibaba-coding-plan": {"base_url": "https://coding.example/v1", "credentials": [{"id": "ali-1"}, {"id": "ali-2"}]},
@@ -185,6 +190,113 @@ def test_a_fold_forgets_records_not_seen_for_forget_after_but_never_a_running_co
     after = stored(kind, where)["credentials"]
     assert "ali-1" not in after or not after["ali-1"].get("last_error_ms"), "not seen for 8 days: forgotten"
     assert after["ali-2"]["cooldown_until_ms"] == before["ali-2"]["cooldown_until_ms"], "still cooling: kept"
+
+
+# ---- TTLs: from the guest's keep_until_ms, never from reading a snapshot ----
+
+NOW = 1_000_000_000
+
+
+@pytest.mark.parametrize("keep_until_ms, forget_after_ms, expected", [
+    (0, WEEK_MS, WEEK_MS),                            # nothing cooling: forget_after_ms
+    (NOW - DAY_MS, WEEK_MS, WEEK_MS),                 # a cooldown already over: the same
+    (NOW + 3 * DAY_MS, WEEK_MS, WEEK_MS),             # one ending within the week: at least the week
+    (NOW + WEEK_MS, WEEK_MS, WEEK_MS),                # ending as the week does
+    (NOW + 30 * DAY_MS, WEEK_MS, 30 * DAY_MS),        # a 30-day quota: kept until it ends
+    (NOW + 5, 1, 5),                                  # the rule, not the default: keep - now
+    (NOW + 30 * DAY_MS, 0, None),                     # forget_after_ms 0: no TTL at all
+    (0, 0, None),
+])
+def test_the_ttl_is_keep_until_minus_now_at_least_forget_after_and_none_when_nothing_is_forgotten(
+        keep_until_ms: int, forget_after_ms: int, expected: int | None) -> None:
+    assert ttl_ms(keep_until_ms, NOW, forget_after_ms) == expected
+
+
+class _KeepGuest:
+    """A guest whose fold answers `keep_until_ms` whatever the states say, and runs `during` (a
+    peer's write) first: what a store sets TTLs from must be the guest's answer alone."""
+
+    def __init__(self, keep_until_ms: int, during: Any = None) -> None:
+        self.keep_until_ms, self.during = keep_until_ms, during
+
+    def fold(self, states: list[str], forget_after_ms: int) -> Folded:
+        if self.during is not None:
+            self.during()
+        return Folded('{"folded": true}', self.keep_until_ms, [], 0)
+
+    def changes(self, since: str, now: str) -> Delta | None:
+        raise AssertionError("not used")
+
+    def merge(self, a: str, b: str) -> str:
+        raise AssertionError("not used")
+
+
+def _near(pttl: int, expected_ms: int) -> bool:
+    """Within a minute: the test's clock is read around the store's, not at the same instant."""
+    return abs(pttl - expected_ms) < 60_000
+
+
+def test_redis_ttls_come_from_the_deltas_and_the_folds_keep_until(redis_server: RedisServer) -> None:
+    import redis
+    client = redis.Redis.from_url(redis_server.url)
+    store = RedisStore(redis_server.url, "ttl", forget_after_ms=WEEK_MS)
+    now = int(time.time() * 1000)
+    # Not JSON: a host reading the snapshot for its TTL would find nothing and use the week.
+    store.append(Delta("not read by the host", now + 30 * DAY_MS))
+    assert _near(client.pttl("failover-policy:ttl:log"), 30 * DAY_MS)
+    store.append(Delta("not read either", 0))
+    assert _near(client.pttl("failover-policy:ttl:log"), WEEK_MS), "each append sets the log's TTL"
+    assert store.fold(_KeepGuest(now + 40 * DAY_MS))
+    assert client.get("failover-policy:ttl") == b'{"folded": true}'
+    for key in ("failover-policy:ttl", "failover-policy:ttl:folded"):
+        assert _near(client.pttl(key), 40 * DAY_MS), key
+
+    forever = RedisStore(redis_server.url, "forever", forget_after_ms=0)
+    forever.append(Delta("{}", now + 30 * DAY_MS))
+    assert client.pttl("failover-policy:forever:log") == -1, "forget_after_ms 0: no PEXPIRE"
+    assert forever.fold(_KeepGuest(now + 30 * DAY_MS))
+    for key in ("failover-policy:forever", "failover-policy:forever:folded"):
+        assert client.pttl(key) == -1, f"forget_after_ms 0: {key} SET without PX"
+
+
+def test_a_redis_fold_that_another_process_overtook_is_dropped(redis_server: RedisServer) -> None:
+    """The fold's reads go pipelined on the watching connection: the WATCH still holds, so a base
+    written meanwhile by a peer makes the EXEC nil, and the peer's base stays."""
+    import redis
+    client = redis.Redis.from_url(redis_server.url)
+    store = RedisStore(redis_server.url, "race")
+    store.append(Delta("{}", 0))
+    assert not store.fold(_KeepGuest(0, during=lambda: client.set("failover-policy:race", "a peer's fold")))
+    assert client.get("failover-policy:race") == b"a peer's fold"
+    assert client.xlen("failover-policy:race:log") == 1, "nothing trimmed"
+    assert store.fold(_KeepGuest(0)), "the next fold goes through"
+    assert client.xlen("failover-policy:race:log") == 0
+
+
+def test_a_policys_appends_keep_its_whole_states_latest_cooldown(redis_server: RedisServer) -> None:
+    """The first save into an empty store (the whole state) and a later delta without the long
+    cooldown in it both keep the log until the 30-day cooldown ends, not just the week."""
+    import redis
+    client = redis.Redis.from_url(redis_server.url)
+    config = {**CONFIG, "cooldown": {"quota_ms": 30 * DAY_MS}}
+    policy = Policy.load(config, secrets=SECRETS, store=RedisStore(redis_server.url, "keep"))
+    policy.on_failure(Route("alibaba-coding-plan", "qwen3.6-plus", "ali-1", 0), 429, body=QUOTA)
+    until = json.loads(policy.snapshot())["credentials"]["ali-1"]["cooldown_until_ms"]
+    expected = until - int(time.time() * 1000)
+    assert expected > 29 * DAY_MS
+    assert _near(client.pttl("failover-policy:keep:log"), expected)
+    policy.on_failure(Route("tencent-token-plan", "kimi2.5", "ten-1", 1), 503)
+    assert policy.store_stats is not None and policy.store_stats.saves == 2
+    assert _near(client.pttl("failover-policy:keep:log"), until - int(time.time() * 1000))
+    policy.close()
+
+
+def test_a_file_log_past_256_kib_is_due_for_a_fold_by_its_size_even_unread(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "policy.json", fold_after=1000)
+    store.append(Delta("{}", 0))
+    assert not store.fold_due(1, Position(None, 0))
+    store.append(Delta("x" * FOLD_BYTES, 0))
+    assert store.fold_due(1, Position(None, 0)), "a writer that never read the log folds it too"
 
 
 # ---- a down store ----

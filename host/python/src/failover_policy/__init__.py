@@ -38,6 +38,7 @@ from .types import (
                      Classified,
                      CredentialState,
                      CredentialStatus,
+                     Delta,
                      Event,
                      EventKind,
                      FinalError,
@@ -57,9 +58,9 @@ from .types import (
 
 __all__ = [
     "Action", "ActionKind", "AnswerBroken", "AsyncFailoverTransport", "Attempt", "CallProgress", "CallSuccess",
-    "CheckReport", "Classified", "ConfigError", "ContractError", "CredentialState", "CredentialStatus", "Event",
-    "EventKind", "EventLog", "FailoverError", "FailoverTransport", "FileStore", "FinalError", "Folded", "GuestTrap",
-    "HttpResponse", "NoRoute", "NoRouteError", "Outbound", "Policy", "PolicyError",
+    "CheckReport", "Classified", "ConfigError", "ContractError", "CredentialState", "CredentialStatus", "Delta",
+    "Event", "EventKind", "EventLog", "FailoverError", "FailoverTransport", "FileStore", "FinalError", "Folded",
+    "GuestTrap", "HttpResponse", "NoRoute", "NoRouteError", "Outbound", "Policy", "PolicyError",
     "PrepareError", "ProviderStatus", "Reason", "RedisStore", "Request", "Route", "SetAside", "Start",
     "StoreError", "StoreLocked", "StoreRefused", "StoreUnavailable", "SwapError", "SystemClock",
     "TransportFailure", "TransportKind", "UnreadableState", "VirtualClock",

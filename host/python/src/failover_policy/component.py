@@ -41,6 +41,7 @@ from .types import (
     CheckReport,
     Classified,
     CredentialInfo,
+    Delta,
     Event,
     FinalError,
     Folded,
@@ -274,11 +275,13 @@ class Instance:
         ok, payload = t.split_result(self._call("merge", self._sized("state", a), self._sized("state", b)), str)
         return ok, payload if ok else payload.message
 
-    def changes(self, since: str, now: str) -> tuple[bool, str | None]:
-        """(True, the delta or None), or (False, the guest's message)."""
-        ok, payload = t.split_result(self._call("changes", self._sized("state", since), self._sized("state", now)),
-                                     (str, type(None)))
-        return ok, payload if ok else payload.message
+    def changes(self, since: str, now: str) -> Delta | None | str:
+        """The delta (None: nothing to append), or the guest's message naming the snapshot it
+        cannot read. Both arms are records, so the result is always a tagged `Variant`."""
+        ok, payload = t.split_result(self._call("changes", self._sized("state", since), self._sized("state", now)))
+        if not ok:
+            return str(payload.message)
+        return None if payload is None else t.dec_delta(payload)
 
     def fold(self, states: list[str], now_ms: int, forget_after_ms: int) -> Folded | str:
         """The states folded, or the guest's message."""

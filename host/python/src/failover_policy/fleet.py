@@ -1,16 +1,17 @@
 """`fold` and `changes` for any contract version, and `fold` for any number of states.
 
 A policy of contract 0.3.0 folds and diffs in the guest; one of 0.1/0.2 has only `merge`, so a
-fold is a pairwise merge that forgets nothing and a change is the whole new snapshot. A fold over
-more than the payload limit runs in chunks, each folded into the result of the ones before (merge
-is associative, so the result is the same).
+fold is a pairwise merge that forgets nothing and a change is the whole new snapshot, and neither
+says how long a store must keep it (`keep_until_ms` 0: the store's `forget_after_ms` alone). A
+fold over more than the payload limit runs in chunks, each folded into the result of the ones
+before (merge is associative, so the result is the same).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .types import Folded, UnreadableState
+from .types import Delta, Folded, UnreadableState
 
 MergeRaw = Callable[[str, str], tuple[bool, str]]
 """`Instance.merge`: (True, merged) or (False, the guest's message naming `snapshot a` or `b`)."""
@@ -37,7 +38,7 @@ def fold_pairwise(merge: MergeRaw, states: list[str]) -> Folded:
             acc = out
         else:
             unreadable.append(UnreadableState(i, _renamed(out, i), "is newer than" in out))
-    return Folded(acc, unreadable, 0)
+    return Folded(acc, 0, unreadable, 0)
 
 
 def fold_chunked(fold: FoldRaw, states: list[str], limit: int) -> Folded | str:
@@ -45,7 +46,7 @@ def fold_chunked(fold: FoldRaw, states: list[str], limit: int) -> Folded | str:
     with the result so far; indices of unreadable states are those in `states`."""
     acc: str | None = None
     unreadable: list[UnreadableState] = []
-    forgotten = 0
+    forgotten = keep_until_ms = 0
     i = 0
     while True:
         chunk = [] if acc is None else [acc]
@@ -63,9 +64,11 @@ def fold_chunked(fold: FoldRaw, states: list[str], limit: int) -> Folded | str:
         shift = start - (0 if acc is None else 1)
         unreadable += [_shifted(u, shift) for u in result.unreadable]
         forgotten += result.forgotten
-        acc = result.state if result.state is not None else acc
+        if result.state is not None:
+            # Each chunk's fold holds the result so far, so the last one's end is the whole fold's.
+            acc, keep_until_ms = result.state, result.keep_until_ms
         if i >= len(states):
-            return Folded(acc, unreadable, forgotten)
+            return Folded(acc, keep_until_ms, unreadable, forgotten)
 
 
 def _shifted(u: UnreadableState, shift: int) -> UnreadableState:
@@ -74,6 +77,7 @@ def _shifted(u: UnreadableState, shift: int) -> UnreadableState:
     return UnreadableState(u.index + shift, message, u.newer)
 
 
-def changes_whole(since: str, now: str) -> str | None:
-    """What a 0.1/0.2 policy can do: the whole of `now` when it is not `since`."""
-    return None if since == now else now
+def changes_whole(since: str, now: str) -> Delta | None:
+    """What a 0.1/0.2 policy can do: the whole of `now` when it is not `since` (and no end to keep
+    it until: it cannot say one)."""
+    return None if since == now else Delta(now, 0)

@@ -36,6 +36,7 @@ from .types import (
     CallSuccess,
     CheckReport,
     Classified,
+    Delta,
     Event,
     EventKind,
     FinalError,
@@ -151,7 +152,7 @@ class _StoreGuest:
     def fold(self, states: list[str], forget_after_ms: int) -> Folded:
         return self._policy.fold(states, forget_after_ms=forget_after_ms)
 
-    def changes(self, since: str, now: str) -> str | None:
+    def changes(self, since: str, now: str) -> Delta | None:
         return self._policy.changes(since, now)
 
     def merge(self, a: str, b: str) -> str:
@@ -505,23 +506,26 @@ class Policy:
             raise ConfigError("state", payload)
         return payload
 
-    def changes(self, since: str, now: str) -> str | None:
-        """What snapshot `now` knows that `since` does not, as a snapshot to append (None: nothing
-        but the save time or randomness differ). A 0.1/0.2 policy gives the whole of `now` when it
-        is not `since`. Raises ConfigError (field `state`) naming a snapshot it cannot read."""
-        def diff(i: Instance, _e: ResourceAny) -> tuple[bool, str | None]:
-            return i.changes(since, now) if i.fleet else (True, fleet.changes_whole(since, now))
-        ok, payload = self._guest(diff, mutates=False)
-        if not ok:
-            raise ConfigError("state", payload or "")
-        return payload
+    def changes(self, since: str, now: str) -> Delta | None:
+        """What snapshot `now` knows that `since` does not: `Delta.state`, a snapshot to append,
+        and `Delta.keep_until_ms`, the latest cooldown or open-circuit end in all of `now` (0 when
+        none), which a store keeps it until at least. None: nothing but the save time or
+        randomness differ. A 0.1/0.2 policy gives the whole of `now` when it is not `since`, with
+        `keep_until_ms` 0. Raises ConfigError (field `state`) naming a snapshot it cannot read."""
+        def diff(i: Instance, _e: ResourceAny) -> Delta | None | str:
+            return i.changes(since, now) if i.fleet else fleet.changes_whole(since, now)
+        result = self._guest(diff, mutates=False)
+        if isinstance(result, str):
+            raise ConfigError("state", result)
+        return result
 
     def fold(self, states: list[str], now_ms: int | None = None, forget_after_ms: int = 0) -> Folded:
         """`states` merged into one, forgetting the records of credentials and routes with no sign
         of life in the `forget_after_ms` before `now_ms` (the policy's clock by default; 0 forgets
-        nothing); `Folded.unreadable` lists the states it left out and why. Any number of states:
-        over the payload limit they are folded in chunks. A 0.1/0.2 policy merges pairwise and
-        forgets nothing."""
+        nothing); `Folded.keep_until_ms` is the latest cooldown or open-circuit end in the result
+        (0 when none) and `Folded.unreadable` lists the states it left out and why. Any number of
+        states: over the payload limit they are folded in chunks. A 0.1/0.2 policy merges pairwise,
+        forgets nothing and gives `keep_until_ms` 0."""
         now = self.now_ms() if now_ms is None else now_ms
 
         def run(i: Instance, _e: ResourceAny) -> Folded | str:

@@ -267,10 +267,22 @@ class UnreadableState:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """`changes`' result: `state`, a snapshot to append, and `keep_until_ms`, the latest cooldown
+    or open-circuit end in the appender's whole state (0 when none, and from a 0.1/0.2 policy,
+    which cannot say): a store keeps what it appends at least until then."""
+    state: str
+    keep_until_ms: int
+
+
+@dataclass(frozen=True)
 class Folded:
-    """`fold`'s result: the readable states merged (None when none was), what it could not read,
-    and how many credential and route records it forgot."""
+    """`fold`'s result: the readable states merged (None when none was), the latest cooldown or
+    open-circuit end in it (`keep_until_ms`, 0 when none or from a 0.1/0.2 policy: a store keeps
+    the folded state at least until then), what it could not read, and how many credential and
+    route records it forgot. Fields in the order of the WIT record `folded`."""
     state: str | None
+    keep_until_ms: int
     unreadable: list[UnreadableState]
     forgotten: int
 
@@ -503,8 +515,13 @@ def dec_check_report(c: Any) -> CheckReport:
     return CheckReport(c.ok, list(c.findings))
 
 
+def dec_delta(d: Any) -> Delta:
+    return Delta(d.state, _get(d, "keep_until_ms"))
+
+
 def dec_folded(f: Any) -> Folded:
-    return Folded(f.state, [UnreadableState(u.index, u.message, u.newer) for u in f.unreadable], f.forgotten)
+    return Folded(f.state, _get(f, "keep_until_ms"), [UnreadableState(u.index, u.message, u.newer) for u in f.unreadable],
+                  f.forgotten)
 
 
 def split_result(value: Any, ok_type: type | tuple[type, ...] | None = None) -> tuple[bool, Any]:

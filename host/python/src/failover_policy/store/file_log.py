@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..types import Delta
 from .errors import StoreLocked, StoreRefused, StoreUnavailable
 from .layout import Guest, Loaded, Options, Read, SetAside, base_unreadable, now_ms
 
@@ -75,11 +76,12 @@ class FileStore:
             aside: tuple[SetAside, ...] = ()
             if why is not None:
                 aside = (self._set_base_aside(why),)
-            return Loaded(folded.state, position, len(lines), aside)
+            return Loaded(folded.state, folded.keep_until_ms, position, len(lines), aside)
 
-    def append(self, delta: str, covering: str | None = None) -> None:
-        """One line at the log's end, under the shared lock (bounded: StoreLocked)."""
-        line = delta.replace("\n", " ").encode() + b"\n"
+    def append(self, delta: Delta) -> None:
+        """One line at the log's end, under the shared lock (bounded: StoreLocked). Files have no
+        TTL: `delta.keep_until_ms` is for Redis; a fold forgets what is no longer needed here."""
+        line = delta.state.replace("\n", " ").encode() + b"\n"
         with self._locked(fcntl.LOCK_SH):
             try:
                 fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -119,7 +121,14 @@ class FileStore:
         return Read(_lines(data[:cut]), Position(st.st_ino, position.offset + cut))
 
     def fold_due(self, entries: int, position: Position) -> bool:
-        return entries > self.options.fold_after or position.offset > FOLD_BYTES
+        """Past `fold_after` entries seen, or a log past 256 KiB: its size now, not only as far as
+        we read it, so a process that only appends (large deltas) folds too."""
+        if entries > self.options.fold_after or position.offset > FOLD_BYTES:
+            return True
+        try:
+            return os.stat(self.log).st_size > FOLD_BYTES
+        except OSError:
+            return False  # no log (yet, or just folded away): nothing to fold
 
     def fold(self, guest: Guest) -> bool:
         """Base and log folded into a new base (forgetting what `forget_after_ms` says) and an

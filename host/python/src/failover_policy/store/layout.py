@@ -1,15 +1,15 @@
 """What the two stores share: their options, what a load and a read give the per-process logic
-(`sync`), the guest operations they fold with, and the TTL rule. The layout itself is
-tests/fleet/README.md, the same in every host."""
+(`sync`), the guest operations they fold and diff with, and the TTL rule (from the guest's
+`keep_until_ms`: no host reads a snapshot). The layout itself is tests/fleet/README.md, the same
+in every host."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..types import Folded
+from ..types import Delta, Folded
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 ASIDE_TTL_MS = WEEK_MS
@@ -43,7 +43,7 @@ class Guest(Protocol):
     """The policy's operations a store folds and diffs with (`Policy` supplies them)."""
 
     def fold(self, states: list[str], forget_after_ms: int) -> Folded: ...
-    def changes(self, since: str, now: str) -> str | None: ...
+    def changes(self, since: str, now: str) -> Delta | None: ...
     def merge(self, a: str, b: str) -> str: ...
 
 
@@ -59,9 +59,10 @@ class SetAside:
 @dataclass(frozen=True)
 class Loaded:
     """A whole read: the base and the log folded (`state`, None when the store holds nothing
-    readable), where the log was read up to, how many entries it held past the base, and what
-    was set aside."""
+    readable), the latest cooldown or open-circuit end in it (`keep_until_ms`, the guest's), where
+    the log was read up to, how many entries it held past the base, and what was set aside."""
     state: str | None
+    keep_until_ms: int
     position: Any
     entries: int
     set_aside: tuple[SetAside, ...] = ()
@@ -80,23 +81,15 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def ttl_ms(state: str | None, now: int, forget_after_ms: int) -> int | None:
-    """How long stored state must live: until the latest cooldown or open-circuit end in `state`,
-    and at least `forget_after_ms`; None (no expiry) when nothing is ever forgotten."""
+def ttl_ms(keep_until_ms: int, now_ms: int, forget_after_ms: int) -> int | None:
+    """How long a stored key lives (tests/fleet/README.md, "TTL of every key"): until
+    `keep_until_ms`, the latest cooldown or open-circuit end the guest reported for it (a delta's
+    or a fold's), and at least `forget_after_ms`, so a key a week quiet is gone but a 30-day quota
+    cooldown is not forgotten by the store before the policy would; None (no expiry at all) when
+    `forget_after_ms` is 0, as the policy then forgets nothing either."""
     if forget_after_ms == 0:
         return None
-    ends = [0]
-    try:
-        parsed = json.loads(state) if state else {}
-    except ValueError:
-        parsed = {}
-    for section, field in (("credentials", "cooldown_until_ms"), ("routes", "open_until_ms")):
-        entries = parsed.get(section) if isinstance(parsed, dict) else None
-        for entry in (entries or {}).values() if isinstance(entries, dict) else ():
-            end = entry.get(field) if isinstance(entry, dict) else None
-            if isinstance(end, int):
-                ends.append(end)
-    return max(max(ends) - now, forget_after_ms)
+    return max(keep_until_ms - now_ms, forget_after_ms)
 
 
 def base_unreadable(folded: Folded, has_base: bool) -> tuple[str | None, bool]:

@@ -17,6 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..types import Delta
 from .errors import StoreError, StoreRefused, StoreUnavailable
 from .layout import ASIDE_TTL_MS, Guest, Loaded, Options, Read, SetAside, base_unreadable, now_ms, ttl_ms
 
@@ -95,16 +96,17 @@ class RedisStore:
         aside: tuple[SetAside, ...] = ()
         if why is not None and base is not None:
             aside = (self._bounded(lambda: self._set_base_aside(base, why)),)
-        return Loaded(folded.state, position, len(entries), aside)
+        return Loaded(folded.state, folded.keep_until_ms, position, len(entries), aside)
 
-    def append(self, delta: str, covering: str | None = None) -> None:
-        """XADD the delta and renew the log's TTL (from `covering`, the state the log now holds
-        for us), in one round trip."""
-        ttl = ttl_ms(covering or delta, now_ms(), self.options.forget_after_ms)
+    def append(self, delta: Delta) -> None:
+        """XADD the delta and renew the log's TTL (until the delta's `keep_until_ms`, the end the
+        guest found in the appender's whole state, and at least `forget_after_ms`), in one round
+        trip."""
+        ttl = ttl_ms(delta.keep_until_ms, now_ms(), self.options.forget_after_ms)
 
         def add() -> None:
             pipe = self._client.pipeline(transaction=False)
-            pipe.xadd(self.log, {"state": delta})
+            pipe.xadd(self.log, {"state": delta.state})
             if ttl is not None:
                 pipe.pexpire(self.log, ttl)
             pipe.execute()
@@ -148,7 +150,7 @@ class RedisStore:
                 why, _ = base_unreadable(folded, base is not None)
                 first = 0 if base is None else 1
                 bad = [entries[u.index - first][1] for u in folded.unreadable if u.index >= first]
-                ttl = ttl_ms(folded.state, now, self.options.forget_after_ms)
+                ttl = ttl_ms(folded.keep_until_ms, now, self.options.forget_after_ms)
                 pipe.multi()
                 if folded.state is None:
                     pipe.delete(self.key)
@@ -171,9 +173,20 @@ class RedisStore:
     # ---- Redis ----
 
     def _read_all(self, pipe: Any, watching: bool = False) -> tuple[str | None, str | None, list[tuple[str, str]]]:
-        """Base, folded id and every log entry: in one MULTI, or (while watching) one by one."""
+        """Base, folded id and every log entry in one round trip: in one MULTI, or (while watching)
+        pipelined without one, since an EXEC would end the WATCH."""
         if watching:
-            base, folded_id, raw = pipe.get(self.key), pipe.get(self.folded), pipe.xrange(self.log, "-", "+")
+            # WATCH pinned this pipeline to a connection of its own (no other command shares it),
+            # where redis-py would send each command and wait for its reply: send all three at once.
+            conn = pipe.connection
+            try:
+                conn.send_packed_command(conn.pack_commands(
+                    [("GET", self.key), ("GET", self.folded), ("XRANGE", self.log, "-", "+")]))
+                base, folded_id, raw = [pipe.parse_response(conn, name) for name in ("GET", "GET", "XRANGE")]
+            except BaseException:
+                # Replies may be left unread on it: it must not go back to the pool as it is.
+                conn.disconnect()
+                raise
         else:
             pipe.get(self.key)
             pipe.get(self.folded)

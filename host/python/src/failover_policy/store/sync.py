@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import PolicyError
+from ..types import Delta
 from .errors import StoreError, StoreLocked, StoreUnavailable
 from .file_log import FileStore
 from .layout import Guest, Loaded
@@ -51,6 +52,10 @@ class StoreSync:
         self.error: PolicyError | None = None
         self.stats = Stats()
         self.latest: str | None = None  # the last snapshot handed to `save`
+        # The latest cooldown or open-circuit end the guest reported in any state this process
+        # loaded, read or appended: the TTL of a whole-state flush at exit, when no guest is left
+        # to ask (never read from a snapshot: the guest is the only one that reads them).
+        self.keep_until_ms = 0
         self._paused_until = 0.0
         self._next_refresh = 0.0
 
@@ -72,6 +77,7 @@ class StoreSync:
                         aside.path, aside.aside, aside.why)
         if loaded.state is not None:
             self.known = loaded.state if self.known is None else guest.merge(self.known, loaded.state)
+        self.keep_until_ms = max(self.keep_until_ms, loaded.keep_until_ms)
         self.position, self.entries, self.loaded = loaded.position, loaded.entries, True
 
     def refresh(self, guest: Guest, live: bool) -> str | None:
@@ -95,9 +101,11 @@ class StoreSync:
         if not read.entries:
             return None
         self.entries += len(read.entries)
-        state = guest.fold(read.entries, 0).state
+        folded = guest.fold(read.entries, 0)
+        state = folded.state
         if state is not None:
             self.known = state if self.known is None else guest.merge(self.known, state)
+            self.keep_until_ms = max(self.keep_until_ms, folded.keep_until_ms)
         self._fold_if_due(guest)
         return state
 
@@ -126,25 +134,27 @@ class StoreSync:
 
     def flush_whole(self) -> None:
         """For a policy dropped without `close()` (no guest left to diff with): the last snapshot
-        appended whole if anything is owed, once (merge is idempotent, so whole is as good)."""
+        appended whole if anything is owed, once (merge is idempotent, so whole is as good). Its
+        TTL end is the latest the guest reported to this process: a cooldown recorded since, while
+        the store was paused, that ends past `forget_after_ms` is not in it (only here)."""
         if self.owed and self.latest is not None:
             try:
-                self.store.append(self.latest, self.latest)
+                self.store.append(Delta(self.latest, self.keep_until_ms))
                 self.owed = False
             except StoreError as exc:
                 log.warning("policy state owed to %s not saved at exit: %s", self.store.where, exc)
 
     def _append(self, guest: Guest, snapshot: str) -> None:
         def append() -> bool:
-            delta = snapshot if self.known is None else guest.changes(self.known, snapshot)
+            delta = self._whole(guest, snapshot) if self.known is None else guest.changes(self.known, snapshot)
             if delta is None:
                 return False
-            covering = delta if self.known is None else guest.merge(self.known, delta)
             began = time.perf_counter()
-            self.store.append(delta, covering)
+            self.store.append(delta)
             self.stats.save_ms.append((time.perf_counter() - began) * 1000)
             self.stats.saves += 1
-            self.known = covering
+            self.keep_until_ms = max(self.keep_until_ms, delta.keep_until_ms)
+            self.known = delta.state if self.known is None else guest.merge(self.known, delta.state)
             # Our own entries count towards a fold too: a process that only writes folds as well
             # (read back at a refresh they count again; folding a little early costs nothing).
             self.entries += 1
@@ -152,6 +162,13 @@ class StoreSync:
         if self._try(append) is not None:
             self.owed = False
             self._fold_if_due(guest)
+
+    @staticmethod
+    def _whole(guest: Guest, snapshot: str) -> Delta:
+        """The whole snapshot as the delta, when the store is not known to hold anything: its end
+        to keep it until is asked of the guest (a fold of it alone, forgetting nothing), as
+        `changes` would give it."""
+        return Delta(snapshot, guest.fold([snapshot], 0).keep_until_ms)
 
     def _fold_if_due(self, guest: Guest) -> None:
         """Folding is optional work: losing the race or failing skips it and loses nothing."""
