@@ -306,12 +306,18 @@ class Guest {
     return tagged(() => this.api.merge(str(a, 'state a'), str(b, 'state b')));
   }
 
-  /** `{ok: delta or undefined}` or `{err: state-error}` (contract 0.3.0). */
+  /**
+   * `{ok: {state, keepUntilMs} or undefined}` or `{err: state-error}` (contract 0.3.0; WIT
+   * `delta`, `keepUntilMs` a bigint).
+   */
   changes(since, now) {
     return tagged(() => this.api.changes(str(since, 'since'), str(now, 'now')));
   }
 
-  /** `{ok: {state, unreadable: [{index, message, newer}], forgotten}}` or `{err}` (contract 0.3.0). */
+  /**
+   * `{ok: {state, keepUntilMs, unreadable: [{index, message, newer}], forgotten}}` or `{err}`
+   * (contract 0.3.0; WIT `folded`, `keepUntilMs` a bigint).
+   */
   fold(states, nowMs, forgetAfterMs) {
     if (!Array.isArray(states)) throw new TypeError('states must be an array of snapshots (JSON text)');
     const list = states.map((s, i) => str(s, `states[${i}]`));

@@ -89,12 +89,15 @@ export class FileStore {
     }
   }
 
-  /** One line appended under the shared lock. */
+  /**
+   * One line, `changes`' `delta.state`, appended under the shared lock. Files never expire, so
+   * `delta.keepUntilMs` has no use here: a fold forgets what is idle.
+   */
   async append(delta) {
     const lockFd = this.#openLock();
     try {
       await lock(lockFd, { exclusive: false, timeoutMs: this.#lockTimeoutMs, where: this.where });
-      this.#write(delta);
+      this.#write(delta.state);
     } finally {
       closeSync(lockFd);
     }
@@ -105,7 +108,7 @@ export class FileStore {
     const lockFd = this.#openLock();
     try {
       lockSync(lockFd, { exclusive: false, timeoutMs: this.#lockTimeoutMs, where: this.where });
-      this.#write(delta);
+      this.#write(delta.state);
     } finally {
       closeSync(lockFd);
     }

@@ -193,11 +193,14 @@ export interface LoadOptions {
 export interface FleetOptions {
   /** The shortest time between two refreshes (250). */
   refreshMs?: number;
-  /** After a store failure, refreshes pause this long and a failed save is retried after it (5000). */
+  /** After a store failure, refreshes and saves pause this long; what is owed goes out when it ends (5000). */
   retryMs?: number;
   /** A log holding more entries than this is folded into the base (256). */
   foldAfter?: number;
-  /** A fold forgets records of keys and routes with no sign of life for this long (7 days; 0: never). */
+  /**
+   * A fold forgets records of keys and routes with no sign of life for this long, and no Redis key
+   * expires sooner (nor before the latest cooldown the policy names) (7 days; 0: never, no TTL).
+   */
   forgetAfterMs?: number;
 }
 export interface FileStoreOptions extends FleetOptions {
@@ -231,8 +234,17 @@ export function openStore(spec: string, options?: FileStoreOptions | RedisStoreO
 
 /** One of `fold`'s states it could not read; `newer`: written by a newer policy (keep it for that one). */
 export interface UnreadableState { index: number; message: string; newer: boolean }
-/** `fold`'s result (WIT `folded`). */
-export interface Folded { state?: string; unreadable: UnreadableState[]; forgotten: number }
+/**
+ * `changes`' result (WIT `delta`): the delta snapshot to append, and the latest cooldown or
+ * open-circuit end in the appender's whole state (0n when none; 0n from a policy before 0.3.0):
+ * a store keeps what it appends at least until then.
+ */
+export interface Delta { state: string; keepUntilMs: bigint }
+/**
+ * `fold`'s result (WIT `folded`): `keepUntilMs` is the latest cooldown or open-circuit end in
+ * `state` (0n when none; 0n from a policy before 0.3.0): a store keeps the folded state at least until then.
+ */
+export interface Folded { state?: string; keepUntilMs: bigint; unreadable: UnreadableState[]; forgotten: number }
 
 /** What the store did for this process. */
 export interface StoreStats { saves: number; saveMs: number[]; refreshes: number; failures: number; folds: number }
@@ -263,8 +275,8 @@ export class Policy {
   absorb(state: string | object): void;
   /** Two snapshots merged by the policy. @throws StateError */
   merge(a: string, b: string): string;
-  /** What `now` holds that `since` does not, or undefined; before 0.3.0: the whole `now` when its text differs. @throws StateError */
-  changes(since: string, now: string): string | undefined;
+  /** What `now` holds that `since` does not, or undefined; before 0.3.0: the whole `now` when its text differs (keepUntilMs 0n). @throws StateError */
+  changes(since: string, now: string): Delta | undefined;
   /** Many states folded into one, forgetting records idle for `forgetAfterMs` (0: none); before 0.3.0: pairwise merges, nothing forgotten. */
   fold(states: string[], nowMs: number | bigint, forgetAfterMs: number | bigint): Folded;
   /** Flushes what is owed to the store (one attempt, bounded) and closes it. */

@@ -364,22 +364,26 @@ export class Policy {
   }
 
   /**
-   * What `now` holds that `since` does not (a delta snapshot), or undefined when nothing that
-   * matters differs. An older policy (contract 0.1/0.2) has no such function: the whole `now`
-   * when its text differs.
+   * What `now` holds that `since` does not: `{state, keepUntilMs}` (a delta snapshot, and the
+   * latest cooldown or open-circuit end in the whole `now` as a bigint, 0n when none: how long a
+   * store keeps what it appends), or undefined when nothing that matters differs. An older policy
+   * (contract 0.1/0.2) has no such function: the whole `now` when its text differs, with
+   * keepUntilMs 0n (it tells no cooldown end, so a store keeps it `forgetAfterMs` alone).
    */
   changes(since, now) {
     if (typeof since !== 'string' || typeof now !== 'string') throw new TypeError('changes(since, now) takes two snapshots (JSON text)');
-    if (!speaks(this.contract, '0.3.0')) return since === now ? undefined : now;
+    if (!speaks(this.contract, '0.3.0')) return since === now ? undefined : { state: now, keepUntilMs: 0n };
     const r = this.#run(READS, (e, guest) => guest.changes(since, now));
     if (r.err) throw new StateError(r.err.message);
     return r.ok;
   }
 
   /**
-   * `states` (a base and the deltas since) folded into one: `{state, unreadable: [{index,
-   * message, newer}], forgotten}`, records with no sign of life in the `forgetAfterMs` before
-   * `nowMs` forgotten (0: none). An older policy merges pairwise and forgets nothing.
+   * `states` (a base and the deltas since) folded into one: `{state, keepUntilMs, unreadable:
+   * [{index, message, newer}], forgotten}`, records with no sign of life in the `forgetAfterMs`
+   * before `nowMs` forgotten (0: none); `keepUntilMs` (a bigint) is the latest cooldown or
+   * open-circuit end in `state`, 0n when none. An older policy merges pairwise, forgets nothing
+   * and tells no cooldown end (keepUntilMs 0n).
    */
   fold(states, nowMs, forgetAfterMs) {
     if (!Array.isArray(states) || states.some((s) => typeof s !== 'string')) throw new TypeError('states must be an array of snapshots (JSON text)');
@@ -396,7 +400,7 @@ export class Policy {
       if (r.err) unreadable.push({ index, message: r.err.message, newer: /is newer than/.test(r.err.message) });
       else state = r.ok;
     });
-    return { state, unreadable, forgotten: 0 };
+    return { state, keepUntilMs: 0n, unreadable, forgotten: 0 };
   }
 
   /**

@@ -91,12 +91,16 @@ export class RedisStore {
     return { state: fold(entries.map(entryState)).state, last: entries.at(-1)[0], count: entries.length, more: entries.length === READ_COUNT };
   }
 
-  /** One entry appended and the log's TTL renewed, in one round trip. */
+  /**
+   * One entry appended and the log's TTL renewed, in one round trip. `delta` is `changes`'
+   * `{state, keepUntilMs}`: the log lives at least until the appender's latest cooldown ends.
+   */
   async append(delta) {
     const P = this.#key;
+    // Outside the operation: a bad keep-until is the policy's fault, not a store failure.
+    const ttl = keyTtlMs(delta.keepUntilMs, Date.now(), this.fleet.forgetAfterMs);
     await this.#op('save', (c) => {
-      const m = c.multi().addCommand(['XADD', `${P}:log`, '*', 'state', delta]);
-      const ttl = ttlMs(delta, Date.now(), this.fleet.forgetAfterMs);
+      const m = c.multi().addCommand(['XADD', `${P}:log`, '*', 'state', delta.state]);
       if (ttl !== undefined) m.addCommand(['PEXPIRE', `${P}:log`, String(ttl)]);
       return m.execAsPipeline();
     });
@@ -131,7 +135,8 @@ export class RedisStore {
         const lastId = entries.at(-1)[0];
         const stamp = Date.now();
         const m = c.multi();
-        const ttl = r.state === undefined ? undefined : ttlMs(r.state, stamp, this.fleet.forgetAfterMs);
+        // The fold's own keep-until (0 with no state): the base and mark live as long as it says.
+        const ttl = keyTtlMs(r.keepUntilMs, stamp, this.fleet.forgetAfterMs);
         if (r.state !== undefined) m.addCommand(ttl === undefined ? ['SET', P, r.state] : ['SET', P, r.state, 'PX', String(ttl)]);
         else m.addCommand(['DEL', P]);
         m.addCommand(ttl === undefined ? ['SET', `${P}:folded`, lastId] : ['SET', `${P}:folded`, lastId, 'PX', String(ttl)]);
@@ -272,18 +277,29 @@ function nextId(id) {
 }
 
 /**
- * The TTL of the fleet's keys: the later of the latest cooldown or open-circuit end in `state`
- * and `forgetAfterMs`; undefined (no expiry) when nothing is ever forgotten (`forgetAfterMs` 0).
+ * Redis refuses a PX or PEXPIRE whose end would pass 2^63 ms (a u64 keep-until can be anything):
+ * capped at 2^53 ms (about 285,000 years) a key is kept as good as forever with a TTL it accepts.
  */
-export function ttlMs(state, nowMs, forgetAfterMs) {
-  if (forgetAfterMs === 0) return undefined;
-  let latest = 0;
-  try {
-    const s = JSON.parse(state);
-    for (const c of Object.values(s?.credentials ?? {})) latest = Math.max(latest, Number(c?.cooldown_until_ms) || 0);
-    for (const r of Object.values(s?.routes ?? {})) latest = Math.max(latest, Number(r?.open_until_ms) || 0);
-  } catch {
-    // unreadable here means unreadable to the policy too: the forget bound alone applies
-  }
-  return Math.max(latest - nowMs, forgetAfterMs);
+const MAX_TTL_MS = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * The TTL of every fleet key (tests/fleet/README.md, "TTL of every key"): `keepUntilMs - nowMs`,
+ * at least `forgetAfterMs`, so a key outlives both the latest cooldown the guest names and the
+ * forget bound; undefined (no PX, no PEXPIRE) when nothing is ever forgotten (`forgetAfterMs` 0).
+ * `keepUntilMs` is the guest's (`changes`' delta or `fold`'s folded; 0 when none, and from a
+ * policy before contract 0.3.0): the host never reads a snapshot for it.
+ */
+export function keyTtlMs(keepUntilMs, nowMs, forgetAfterMs) {
+  const [keep, now, forget] = [
+    millis(keepUntilMs, 'keepUntilMs'), millis(nowMs, 'nowMs'), millis(forgetAfterMs, 'forgetAfterMs')];
+  if (forget === 0n) return undefined;
+  const ttl = keep - now > forget ? keep - now : forget;
+  return Number(ttl < MAX_TTL_MS ? ttl : MAX_TTL_MS);
+}
+
+/** A time or duration in ms (an integer >= 0, a number or a bigint) as a bigint. */
+function millis(v, what) {
+  if (typeof v === 'bigint' ? v >= 0n : Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  const shown = typeof v === 'bigint' ? `${v}n` : typeof v === 'string' ? JSON.stringify(v) : String(v);
+  throw new TypeError(`${what} must be an integer >= 0 (ms), not ${shown}`);
 }

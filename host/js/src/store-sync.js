@@ -2,7 +2,7 @@
 // store: what this process knows the store holds (`known`), where it read the log up to
 // (`last`), what it still owes, when it may refresh, the pause after a failure, and the flush on
 // close and at exit. A store (file-store.js, redis-store.js) only moves text; every merge is the
-// guest's (`ops`).
+// guest's (`ops`), and so is how long a store keeps what it writes (`keepUntilMs`).
 import { StoreError } from './errors.js';
 
 /** Every StoreSync of this process that may owe a save, for the one pair of exit hooks. */
@@ -27,8 +27,10 @@ function hookExit() {
 
 /**
  * `ops` is the running policy's side: `snapshot()` (the state after the last change),
- * `changes(since, now)`, `merge(a, b)`, `fold(states, nowMs, forgetAfterMs)`, `absorb(state)`,
- * `live` (the policy can absorb: contract 0.3.0) and `notice(rule, message)`.
+ * `changes(since, now)` (a `{state, keepUntilMs}` delta or undefined), `merge(a, b)`,
+ * `fold(states, nowMs, forgetAfterMs)` (`{state, keepUntilMs, unreadable, forgotten}`),
+ * `absorb(state)`, `live` (the policy can absorb: contract 0.3.0) and `notice(rule, message)`.
+ * A store's `append` takes the delta record; its `load`, `poll` and `fold` take a fold function.
  */
 export class StoreSync {
   #store;
@@ -147,6 +149,7 @@ export class StoreSync {
       }
       await this.#folding;
       this.#closed = true;
+      clearTimeout(this.#retryTimer); // a change during the close may have armed it
       open.delete(this);
       await this.#store.close();
     })();
@@ -179,7 +182,15 @@ export class StoreSync {
   }
 
   #kick() {
-    if (this.#saving || Date.now() < this.#pausedUntil) return;
+    if (this.#closed || this.#saving) return;
+    const paused = this.#pausedUntil - Date.now();
+    if (paused > 0) {
+      // Saves pause with the store (the change stays owed) and go out when the pause ends, not
+      // at the next change: a process that changes nothing more would otherwise keep its peers
+      // from learning what it found until it exits.
+      this.#retryLater(paused);
+      return;
+    }
     // setImmediate: the save runs after the caller's current turn, so an answer never waits on it.
     this.#saving = new Promise((resolve) => setImmediate(resolve)).then(() => this.#saveLoop()).finally(() => { this.#saving = undefined; });
   }
@@ -193,7 +204,7 @@ export class StoreSync {
         if (delta !== undefined) {
           await this.#store.append(delta);
           // Advanced only after the append worked: a failed one stays in the next delta.
-          this.#known = this.#known === undefined ? delta : this.#ops.merge(this.#known, delta);
+          this.#known = this.#known === undefined ? delta.state : this.#ops.merge(this.#known, delta.state);
           this.#seen += 1;
           this.stats.saves += 1;
           this.stats.saveMs.push(performance.now() - started);
@@ -208,16 +219,21 @@ export class StoreSync {
     this.#maybeFold();
   }
 
-  /** What this process learned that the store does not hold yet; undefined: nothing. */
+  /**
+   * What this process learned that the store does not hold yet, as `{state, keepUntilMs}`;
+   * undefined: nothing. With nothing known, the whole state: its keep-until comes from the
+   * guest's fold of it alone (forgetting nothing), since a host never reads snapshots itself.
+   */
   #delta() {
     const now = this.#ops.snapshot();
-    return this.#known === undefined ? now : this.#ops.changes(this.#known, now);
+    if (this.#known !== undefined) return this.#ops.changes(this.#known, now);
+    return { state: now, keepUntilMs: this.#ops.fold([now], Date.now(), 0).keepUntilMs };
   }
 
-  /** After a failed save, the owed state is tried again once the pause ends, change or not. */
-  #retryLater() {
+  /** After a failed or paused save, the owed state is tried again once the pause ends, change or not. */
+  #retryLater(ms = this.#options.retryMs) {
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => this.#kick(), this.#options.retryMs);
+    this.#retryTimer = setTimeout(() => this.#kick(), ms);
     this.#retryTimer.unref(); // a pending retry must not hold a finished process: the exit hooks flush
   }
 
@@ -250,7 +266,9 @@ export class StoreSync {
 
   /** The guest's fold of a list of states, now, forgetting after `forgetAfterMs`. */
   #folder(forgetAfterMs) {
-    return (states) => (states.length === 0 ? { state: undefined, unreadable: [], forgotten: 0 } : this.#ops.fold(states, Date.now(), forgetAfterMs));
+    return (states) => (states.length === 0
+      ? { state: undefined, keepUntilMs: 0n, unreadable: [], forgotten: 0 }
+      : this.#ops.fold(states, Date.now(), forgetAfterMs));
   }
 
   #took(stored) {

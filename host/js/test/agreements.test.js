@@ -1,5 +1,6 @@
 // What every host must agree on: the contract's enums spelled as in wit/policy.wit (in the
-// validation sets of bindings.js and the types of index.d.ts), and the shared data of tests/hosts/
+// validation sets of bindings.js and the types of index.d.ts), the fields of the fleet's records
+// (as jco names them, in index.d.ts), and the shared data of tests/hosts/
 // (secret variable names, the messages a host writes itself).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,6 +41,27 @@ test('every enum is spelled as in the WIT, in bindings.js and index.d.ts', () =>
     const expected = witEnum(wit);
     if (set) assert.deepEqual(set, expected, `bindings.js ${wit}`);
     assert.deepEqual(dtsUnion(anchor), expected, `index.d.ts ${wit}`);
+  }
+});
+
+/** A WIT record's field names as jco spells them (kebab-case to camelCase). */
+function witRecord(name) {
+  const body = WIT.match(new RegExp(`record ${name} \\{([^}]*)\\}`));
+  assert.ok(body, `no record ${name} in wit/policy.wit`);
+  return body[1].split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('//'))
+    .map((l) => l.split(':')[0].trim().replace(/-([a-z])/g, (_, c) => c.toUpperCase()));
+}
+
+/** The field names of `export interface <name> { ... }` in index.d.ts (one line, no nesting). */
+function dtsInterface(name) {
+  const body = DTS.match(new RegExp(`export interface ${name} \\{([^}\n]*)\\}`));
+  assert.ok(body, `no one-line interface ${name} in index.d.ts`);
+  return [...body[1].matchAll(/(\w+)\??:/g)].map((m) => m[1]);
+}
+
+test('the fleet\'s records have the WIT\'s fields in index.d.ts', () => {
+  for (const [wit, dts] of [['delta', 'Delta'], ['folded', 'Folded'], ['unreadable-state', 'UnreadableState']]) {
+    assert.deepEqual(dtsInterface(dts).sort(), witRecord(wit).sort(), `index.d.ts ${dts} against WIT ${wit}`);
   }
 });
 

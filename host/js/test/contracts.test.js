@@ -45,10 +45,10 @@ test('a policy before 0.3.0: absorb is refused by name, changes is the whole sta
   const [cooled, empty] = [policy.snapshot(), fresh.snapshot()];
   assert.throws(() => fresh.absorb(cooled), (e) => e instanceof Unsupported && e instanceof ContractError
     && e.message === 'absorb needs a policy of contract 0.3.0; the running policy speaks 0.2.0');
-  assert.equal(fresh.changes(empty, cooled), cooled);
+  assert.deepEqual(fresh.changes(empty, cooled), { state: cooled, keepUntilMs: 0n }, 'no keep-until before 0.3.0');
   assert.equal(fresh.changes(cooled, cooled), undefined);
   const folded = fresh.fold([empty, 'not json', cooled], Date.now(), 1);
-  assert.deepEqual([folded.forgotten, folded.unreadable.map((u) => [u.index, u.newer])], [0, [[1, false]]]);
+  assert.deepEqual([folded.forgotten, folded.keepUntilMs, folded.unreadable.map((u) => [u.index, u.newer])], [0, 0n, [[1, false]]]);
   assert.match(folded.unreadable[0].message, /./);
   assert.equal(JSON.parse(folded.state).credentials['ali-1'].cooldown_reason, 'quota-exhausted', 'the cooldown survives the fold');
 });
@@ -57,16 +57,33 @@ test('0.3.0: changes holds only what differs, fold merges and absorb cools a run
   const { policy } = await cooledPolicy();
   const fresh = await Policy.load(initCooldownConfig(MOCK), { secrets: SECRETS, clock: new VirtualClock() });
   const [cooled, empty] = [policy.snapshot(), fresh.snapshot()];
+  const until = BigInt(JSON.parse(cooled).credentials['ali-1'].cooldown_until_ms);
+  assert.ok(until > 0n, cooled);
   const delta = fresh.changes(empty, cooled);
-  assert.ok(delta && JSON.parse(delta).credentials['ali-1'], delta);
-  assert.equal(JSON.parse(delta).credentials['ten-1'], undefined, 'an unchanged record is not in the delta');
+  assert.deepEqual(Object.keys(delta ?? {}).sort(), ['keepUntilMs', 'state'], 'WIT delta');
+  assert.ok(JSON.parse(delta.state).credentials['ali-1'], delta.state);
+  assert.equal(JSON.parse(delta.state).credentials['ten-1'], undefined, 'an unchanged record is not in the delta');
+  assert.equal(delta.keepUntilMs, until, 'keep until the cooldown ends');
   assert.equal(fresh.changes(cooled, cooled), undefined);
   assert.equal(fresh.select().provider, 'alibaba-coding-plan');
-  fresh.absorb(delta);
+  fresh.absorb(delta.state);
   assert.equal(fresh.select().provider, 'tencent-token-plan', 'the peer\'s cooldown holds here');
-  const folded = fresh.fold([empty, delta], Date.now(), 0);
+  const folded = fresh.fold([empty, delta.state], Date.now(), 0);
+  assert.deepEqual(Object.keys(folded).sort(), ['forgotten', 'keepUntilMs', 'state', 'unreadable'], 'WIT folded');
   assert.deepEqual(folded.unreadable, []);
-  assert.ok(JSON.parse(folded.state).credentials['ali-1'].cooldown_until_ms > 0);
+  assert.equal(BigInt(JSON.parse(folded.state).credentials['ali-1'].cooldown_until_ms), until);
+  assert.equal(folded.keepUntilMs, until);
+  assert.equal(fresh.fold([empty], Date.now(), 0).keepUntilMs, 0n, 'nothing cooling: 0');
+});
+
+test('0.3.0: a delta keeps until the appender\'s latest cooldown, even one the delta does not hold', async () => {
+  const { policy } = await cooledPolicy();
+  const cooled = policy.snapshot();
+  policy.onSuccess(policy.select()); // the fallback answers: a route record changes, no cooldown
+  const delta = policy.changes(cooled, policy.snapshot());
+  assert.ok(delta, 'the success is a change');
+  assert.equal(JSON.parse(delta.state).credentials?.['ali-1'], undefined, 'the cooldown is not in the delta');
+  assert.equal(delta.keepUntilMs, BigInt(JSON.parse(cooled).credentials['ali-1'].cooldown_until_ms));
 });
 
 test('the 0.1.0 fixture loads, says its version and decides', async () => {

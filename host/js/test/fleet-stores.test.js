@@ -1,6 +1,6 @@
 // The fleet stores (tests/fleet/README.md) through real processes and a real redis-server:
-// nothing lost with many writers exiting right after their saves, expiry, a down Redis, TLS with
-// an ACL user, and what the file store sets aside or refuses.
+// nothing lost with many writers exiting right after their saves, expiry, the keys' TTLs, a down
+// Redis, TLS with an ACL user, and what the file store sets aside or refuses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -139,7 +139,12 @@ test('Redis down: calls go on, the first costs at most the timeout, later ones n
   assert.ok(notices.some((e) => e.rule === 'host.store-unavailable' && e.message.includes(`127.0.0.1:${port}`)), JSON.stringify(notices.map((e) => e.message)));
   const redis = await startRedis({ port });
   try {
-    await new Promise((r) => setTimeout(r, 400)); // the pause ends
+    // The change made during the pause goes out when the pause ends, with no change after it.
+    const deadline = Date.now() + 5000;
+    while (Number(redis.cli('XLEN', 'failover-policy:down:log')) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const early = await Policy.load(config, { secrets, store: new RedisStore(redis.url, { name: 'down' }) });
+    assert.deepEqual(cooling(early.snapshot()), ['w0-k0'], 'the save owed through the pause went out when it ended');
+    await early.close();
     p.onFailure(route('w0-k1'), QUOTA);
     await new Promise((r) => setTimeout(r, 300));
     const reader = await Policy.load(config, { secrets, store: new RedisStore(redis.url, { name: 'down' }) });
@@ -147,6 +152,42 @@ test('Redis down: calls go on, the first costs at most the timeout, later ones n
     await reader.close();
     await p.close();
     assert.deepEqual(unhandled, []);
+  } finally {
+    await redis.stop();
+  }
+});
+
+/** The latest cooldown end in a snapshot: what the policy's keep-until says, read here only to check the TTLs. */
+function latestCooldown(state) {
+  return Math.max(0, ...Object.values(JSON.parse(state).credentials ?? {}).map((c) => c.cooldown_until_ms ?? 0));
+}
+
+test('Redis: every key lives until the latest cooldown ends, at least forgetAfterMs; none expire with forgetAfterMs 0', async () => {
+  const redis = await startRedis();
+  try {
+    const { config, secrets } = fleetConfig(tempDir(), 1, 2);
+    for (const forgetAfterMs of [1000, 0]) {
+      const name = `ttl-${forgetAfterMs}`;
+      const P = `failover-policy:${name}`;
+      const pttl = (key) => Number(redis.cli('PTTL', key));
+      const writer = await Policy.load(config, { secrets, store: new RedisStore(redis.url, { name, forgetAfterMs }) });
+      writer.onFailure(route('w0-k0'), QUOTA);
+      await writer.close();
+      const appended = latestCooldown(writer.snapshot()) - Date.now();
+      assert.ok(appended > 60_000, `a quota cooldown outlasts the 1 s bound by far (${appended} ms)`);
+      // A second process folds (foldAfter 0) after its own append.
+      const folder = await Policy.load(config, { secrets, store: new RedisStore(redis.url, { name, forgetAfterMs, foldAfter: 0 }) });
+      folder.onFailure(route('w0-k1'), QUOTA);
+      await folder.close();
+      assert.equal(folder.storeStats?.folds, 1, JSON.stringify(folder.storeStats));
+      const folded = latestCooldown(folder.snapshot()) - Date.now();
+      const keys = { [`${P}:log`]: folded, [P]: folded, [`${P}:folded`]: folded };
+      for (const [key, expected] of Object.entries(keys)) {
+        const ttl = pttl(key);
+        if (forgetAfterMs === 0) assert.equal(ttl, -1, `${key}: no TTL with forgetAfterMs 0`);
+        else assert.ok(ttl <= expected && ttl > expected - 5000, `${key}: PTTL ${ttl} ms, the cooldown ends in ${expected} ms`);
+      }
+    }
   } finally {
     await redis.stop();
   }
