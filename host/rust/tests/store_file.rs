@@ -202,6 +202,30 @@ fn after_a_failure_saves_pause_and_stay_owed_and_a_close_appends_them_whatever_t
     Ok(())
 }
 
+#[test]
+fn a_save_owed_from_a_pause_goes_out_at_the_first_refresh_after_it() -> Result<()> {
+    let path = scratch("owed-refresh")?;
+    let store = FileStore::new(&path).with_lock_timeout(Duration::from_millis(50));
+    let options = FleetOptions { retry: Duration::from_millis(100), refresh: Duration::ZERO, ..FleetOptions::default() };
+    let mut fleet = Fleet::new(store.clone()).with_options(options);
+    let mut inst = instance(now_ms())?;
+    fleet.load(&mut inst)?;
+    let engine = inst.create_engine(CONFIG, None, &credentials())?;
+    let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+
+    let held = std::fs::File::create(path.with_file_name("policy.json.lock"))?;
+    held.lock()?;
+    inst.on_failure(&engine, &route, &status(429, QUOTA), None)?;
+    assert!(matches!(fleet.save(&mut inst, &engine), Err(StoreError::LockTimeout { .. })));
+    held.unlock()?;
+    std::thread::sleep(Duration::from_millis(150));
+    fleet.refresh(&mut inst, &engine)?;
+    assert!(!fleet.owes(), "the refresh after the pause appended what was owed");
+    let state = failover_host::store::Store::from(store).load(&mut inst)?.state.context("stored")?;
+    assert_eq!(cooling(&state, now_ms())?, ["ali-1"], "in the store with no further state change and no close");
+    Ok(())
+}
+
 /// Two state changes (a quota on each key, the second on the fallback), each saved through `fleet`.
 fn two_saves(fleet: &mut Fleet) -> Result<()> {
     let mut inst = instance(now_ms())?;

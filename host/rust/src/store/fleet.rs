@@ -154,6 +154,8 @@ impl Fleet {
         }
         self.next_refresh = Some(now + self.options.refresh);
         self.stats.refreshes += 1;
+        // A save owed from a pause goes out now, not only with the next state change.
+        self.pay_owed(inst)?;
         let news = match &self.cursor {
             Some(cursor) => {
                 let cursor = cursor.clone();
@@ -203,11 +205,20 @@ impl Fleet {
             self.owed = Some(delta);
             return Ok(Saved::Owed);
         }
+        self.owed = Some(delta);
+        self.pay_owed(inst)?;
+        self.fold_if_due(inst);
+        Ok(Saved::Appended)
+    }
+
+    /// Appends the owed delta, if any; on success the store holds it (`known`), else it stays
+    /// owed.
+    fn pay_owed(&mut self, inst: &mut Instance) -> Result<(), StoreError> {
+        let Some(delta) = self.owed.take() else { return Ok(()) };
         if let Err(e) = self.append(&delta) {
             self.owed = Some(delta);
             return Err(e);
         }
-        self.owed = None;
         // Our own entries count towards a fold too, so a process that only writes folds as well
         // (read back at a refresh they count again: folding a little early costs nothing).
         self.entries += 1;
@@ -215,8 +226,7 @@ impl Fleet {
             Some(known) => inst.merge(known, &delta.state)?.map_err(|e| StoreError::Merge(e.message))?,
             None => delta.state,
         });
-        self.fold_if_due(inst);
-        Ok(Saved::Appended)
+        Ok(())
     }
 
     /// Appends what is owed, trying again until `flush_wait` has passed, whatever the pause
