@@ -12,6 +12,10 @@ import { fleetOptions } from './store-options.js';
 const ASIDE_TTL_MS = 7 * 24 * 3600 * 1000;
 /** Entries one refresh reads at most; the rest come at the next call. */
 const READ_COUNT = 512;
+/** How often a pending operation's bound is checked (see `#op`'s `within`). */
+const TICK_MS = 25;
+/** The client's own connect bound, only a backstop: `#op` bounds every connect (connectTimeoutMs). */
+const CLIENT_CONNECT_TIMEOUT_MS = 60_000;
 
 export class RedisStore {
   #url;
@@ -194,8 +198,22 @@ export class RedisStore {
    */
   async #op(what, fn) {
     let timer;
+    // The bound counts the event loop's time, not the wall's: while the loop is blocked (the
+    // process compiling a policy, a machine short of CPU) an answer that has arrived cannot be
+    // read, and timers run before I/O when it wakes. Measured in ticks, a stall counts as one
+    // tick, so a stalled process is not taken for a store that did not answer; a silent store
+    // still times out after `ms`.
     const within = (ms, doing) => new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailable(`${this.where}: ${what} got no answer within ${ms} ms${doing}`)), ms);
+      let spent = 0;
+      let last = performance.now();
+      const tick = () => {
+        const now = performance.now();
+        spent += Math.min(now - last, 2 * TICK_MS);
+        last = now;
+        if (spent >= ms) reject(new StoreUnavailable(`${this.where}: ${what} got no answer within ${ms} ms${doing}`));
+        else timer = setTimeout(tick, Math.min(TICK_MS, ms - spent));
+      };
+      timer = setTimeout(tick, Math.min(TICK_MS, ms));
     });
     try {
       const client = this.#client?.isReady ? this.#client
@@ -222,7 +240,9 @@ export class RedisStore {
     if (!this.#connecting) {
       this.#drop();
       const socket = /** @type {any} */ ({
-        connectTimeout: this.#connectTimeoutMs,
+        // The bound is #op's, which tells a stalled event loop from a silent store; the client's
+        // own timer (a socket idle timeout) would fire first after any stall.
+        connectTimeout: CLIENT_CONNECT_TIMEOUT_MS,
         // No reconnect loop of the client's own: while Redis is down, store-sync.js asks again
         // only after `retryMs`, so a down Redis sees one connection attempt per pause.
         reconnectStrategy: false,

@@ -49,6 +49,8 @@ pub struct FleetStats {
     pub refreshes: u64,
     /// Folds this process made.
     pub folds: u64,
+    /// Store operations that failed (each pauses the store for `retry`, but a refused newer base).
+    pub failures: u64,
     /// The last failure, cleared by the next success.
     pub last_error: Option<String>,
 }
@@ -326,6 +328,7 @@ impl Fleet {
                 if !matches!(e, StoreError::Refused { .. }) {
                     self.paused_until = Some(Instant::now() + self.options.retry);
                 }
+                self.stats.failures += 1;
                 self.stats.last_error = Some(e.to_string());
                 Err(e)
             }

@@ -34,6 +34,7 @@ class Stats:
     save_ms: list[float] = field(default_factory=list)
     refreshes: int = 0
     folds: int = 0
+    failures: int = 0  # store operations that failed (each pauses the store for `retry_ms`)
 
 
 class StoreSync:
@@ -197,6 +198,7 @@ class StoreSync:
         return result
 
     def _failed(self, exc: PolicyError, then: str) -> None:
+        self.stats.failures += 1
         if self.error is None or type(self.error) is not type(exc):
             log.warning("policy state store: %s; decisions go on from memory, %s", exc, then)
         self.error = exc
