@@ -70,7 +70,12 @@ impl wp::Guest for Component {
 
     fn changes(since: String, now: String) -> Result<Option<wp::Delta>, wp::StateError> {
         let now = parse_state(&now, "now")?;
-        let delta = crate::snapshot::changes(&parse_state(&since, "since")?, &now);
+        // Empty: nothing is known to be stored yet (a process's first save).
+        let since = match since.as_str() {
+            "" => crate::snapshot::Snapshot { schema: crate::snapshot::SCHEMA, ..Default::default() },
+            text => parse_state(text, "since")?,
+        };
+        let delta = crate::snapshot::changes(&since, &now);
         Ok(delta.map(|d| wp::Delta { state: d.to_json(), keep_until_ms: crate::snapshot::keep_until(&now) }))
     }
 

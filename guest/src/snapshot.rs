@@ -195,15 +195,27 @@ fn grown<V: Clone + PartialEq>(since: &BTreeMap<String, V>, now: &BTreeMap<Strin
 /// `merge(since, now)` holds); none when only the save time, chain position or randomness differ,
 /// which say nothing a peer needs.
 pub fn changes(since: &Snapshot, now: &Snapshot) -> Option<Snapshot> {
+    let mut credentials = grown(&since.credentials, &now.credentials, merge_credential);
+    let mut routes = grown(&since.routes, &now.routes, merge_route);
+    // A record that only names its secret, where `since` has none, tells a peer nothing: a
+    // fleet's first saves would otherwise carry every key of the config.
+    credentials.retain(|id, r| since.credentials.contains_key(id) || !is_blank(r));
+    routes.retain(|label, h| since.routes.contains_key(label) || *h != RouteHealth::default());
     let delta = Snapshot {
-        credentials: grown(&since.credentials, &now.credentials, merge_credential),
-        routes: grown(&since.routes, &now.routes, merge_route),
+        credentials,
+        routes,
         budgets: grown(&since.budgets, &now.budgets, |x, y| *x.min(y)),
         cursors: grown(&since.cursors, &now.cursors, |x, y| *x.max(y)),
         ..now.clone()
     };
     let empty = delta.credentials.is_empty() && delta.routes.is_empty() && delta.budgets.is_empty() && delta.cursors.is_empty();
     (!empty).then_some(Snapshot { migrated_from: 0, ..delta })
+}
+
+/// A record that says no more than which secret it is about (not a replacement, no failure).
+fn is_blank(r: &CredentialRecord) -> bool {
+    let blank = CredentialRecord { fingerprint: r.fingerprint.clone(), ..CredentialRecord::default() };
+    *r == blank
 }
 
 /// The latest cooldown or open-circuit end in `s`, 0 when none: how long a store must keep it.
@@ -388,6 +400,8 @@ mod tests {
                 Some("a"),
             ),
             ("a new key", r#"{"schema": 2, "credentials": {"c": {"last_error_ms": 3}}}"#, Some("c")),
+            ("a new key that only names its secret", r#"{"schema": 2, "credentials": {"c": {"fingerprint": "f"}}}"#, None),
+            ("a replaced secret", r#"{"schema": 2, "credentials": {"c": {"fingerprint": "g", "fingerprint_since_ms": 4}}}"#, Some("c")),
             ("a spent budget", r#"{"schema": 2, "budgets": {"p": 100}}"#, Some("budgets")),
             ("a later break", r#"{"schema": 2, "routes": {"p/m": {"openings": 2, "open_until_ms": 80, "circuit": "open"}}}"#, Some("p/m")),
         ];
@@ -479,7 +493,10 @@ mod tests {
             bb in proptest::collection::vec((0u8..4, 0u32..1000), 0..3),
         ) {
             let (since, now) = (arbitrary(a, ba), arbitrary(b, bb));
-            let whole = merge(&since, &now);
+            let mut whole = merge(&since, &now);
+            // Blank records where `since` has none are left out of a delta: they say nothing.
+            whole.credentials.retain(|id, r| since.credentials.contains_key(id) || !is_blank(r));
+            whole.routes.retain(|label, h| since.routes.contains_key(label) || *h != RouteHealth::default());
             let by_delta = changes(&since, &now).map_or_else(|| since.clone(), |d| merge(&since, &d));
             proptest::prop_assert_eq!(
                 (&by_delta.credentials, &by_delta.routes, &by_delta.budgets, &by_delta.cursors),

@@ -221,13 +221,11 @@ export class StoreSync {
 
   /**
    * What this process learned that the store does not hold yet, as `{state, keepUntilMs}`;
-   * undefined: nothing. With nothing known, the whole state: its keep-until comes from the
-   * guest's fold of it alone (forgetting nothing), since a host never reads snapshots itself.
+   * undefined: nothing. With nothing known to be stored (an empty store, or one that could not
+   * be loaded), the guest's delta from nothing (`''`), which leaves out records that say nothing.
    */
   #delta() {
-    const now = this.#ops.snapshot();
-    if (this.#known !== undefined) return this.#ops.changes(this.#known, now);
-    return { state: now, keepUntilMs: this.#ops.fold([now], Date.now(), 0).keepUntilMs };
+    return this.#ops.changes(this.#known ?? '', this.#ops.snapshot());
   }
 
   /** After a failed or paused save, the owed state is tried again once the pause ends, change or not. */

@@ -195,10 +195,10 @@ impl Fleet {
     /// `save` with the engine's snapshot already taken. While the store is paused after a
     /// failure, the delta is only computed and stays owed.
     pub fn save_snapshot(&mut self, inst: &mut Instance, snapshot: &str) -> Result<Saved, StoreError> {
-        let delta = match &self.known {
-            Some(known) => inst.changes(known, snapshot)?.map_err(|e| StoreError::Merge(e.message))?,
-            None => Some(whole(inst, snapshot)?),
-        };
+        // Nothing known to be stored (an empty store, or one that could not be loaded): the
+        // guest's delta from nothing, which leaves out records that say nothing.
+        let since = self.known.as_deref().unwrap_or("");
+        let delta = inst.changes(since, snapshot)?.map_err(|e| StoreError::Merge(e.message))?;
         let Some(delta) = delta else {
             self.owed = None;
             return Ok(Saved::Unchanged);
@@ -334,17 +334,6 @@ impl Fleet {
             }
         }
     }
-}
-
-/// The whole `snapshot` as the delta to append when nothing is known to be stored (an empty
-/// store, or one that could not be loaded), with the guest's `keep_until_ms` for it: a fold of
-/// the one state, forgetting nothing (the host never reads a snapshot itself).
-fn whole(inst: &mut Instance, snapshot: &str) -> Result<Delta, StoreError> {
-    let folded = inst.fold(&[snapshot.to_string()], now_ms(), 0)?.map_err(|e| StoreError::Merge(e.message))?;
-    if let Some(u) = folded.unreadable.into_iter().next() {
-        return Err(StoreError::Merge(u.message));
-    }
-    Ok(Delta { state: snapshot.to_string(), keep_until_ms: folded.keep_until_ms })
 }
 
 impl Drop for Fleet {

@@ -147,7 +147,9 @@ class StoreSync:
 
     def _append(self, guest: Guest, snapshot: str) -> None:
         def append() -> bool:
-            delta = self._whole(guest, snapshot) if self.known is None else guest.changes(self.known, snapshot)
+            # Nothing known to be stored (an empty store, or one that could not be loaded): the
+            # guest's delta from nothing ("" for `since`), which leaves out records that say nothing.
+            delta = guest.changes(self.known or "", snapshot)
             if delta is None:
                 return False
             began = time.perf_counter()
@@ -163,13 +165,6 @@ class StoreSync:
         if self._try(append) is not None:
             self.owed = False
             self._fold_if_due(guest)
-
-    @staticmethod
-    def _whole(guest: Guest, snapshot: str) -> Delta:
-        """The whole snapshot as the delta, when the store is not known to hold anything: its end
-        to keep it until is asked of the guest (a fold of it alone, forgetting nothing), as
-        `changes` would give it."""
-        return Delta(snapshot, guest.fold([snapshot], 0).keep_until_ms)
 
     def _fold_if_due(self, guest: Guest) -> None:
         """Folding is optional work: losing the race or failing skips it and loses nothing."""
