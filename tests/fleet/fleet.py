@@ -250,9 +250,10 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
             refresh_cmds = 2 * calls.get("xread", 0)  # each refresh: GET P:folded and XREAD, pipelined
             rest = sum(calls.values()) - save_cmds - refresh_cmds - calls.get("info", 0)
             expected_seen = workers * (workers - 1) * args.keys
+            store_failures = sum(r.get("failures", 0) for r in run.reports)
             rows.append((workers, percentile(seen, 0.5), percentile(seen, 0.99), len(seen), expected_seen,
                          save_cmds / max(saves, 1), refresh_cmds / max(decisions, 1), rest / workers,
-                         percentile(save_ms, 0.5), percentile(save_ms, 0.99), len(run.failures)))
+                         percentile(save_ms, 0.5), percentile(save_ms, 0.99), store_failures, len(run.failures)))
             for f in run.failures:
                 print(f"FAIL {workers} writers: {f}", file=sys.stderr)
         # The file store at the scale one machine runs: Redis's columns do not apply.
@@ -273,11 +274,11 @@ def bench(args: argparse.Namespace, workdir: Path) -> int:
     print(f"\nFleet on one redis-server (127.0.0.1), {args.keys} keys per writer, hosts taking turns "
           f"({', '.join(args.hosts)}), {os.cpu_count()} cores\n")
     print("| writers | propagation p50 | p99 | peers' records seen | Redis commands per save | "
-          "per decision (refreshes) | per process (load, folds) | save p50 | save p99 | failed workers |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for w, p50, p99, n, expected, per_save, per_decision, per_process, s50, s99, failed in rows:
+          "per decision (refreshes) | per process (load, folds) | save p50 | save p99 | store errors | failed workers |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for w, p50, p99, n, expected, per_save, per_decision, per_process, s50, s99, errors, failed in rows:
         print(f"| {w} | {p50:.0f} ms | {p99:.0f} ms | {n}/{expected} | {per_save:.2f} | {per_decision:.3f} | "
-              f"{per_process:.1f} | {s50:.2f} ms | {s99:.2f} ms | {failed} |")
+              f"{per_process:.1f} | {s50:.2f} ms | {s99:.2f} ms | {errors} | {failed} |")
     w, p50, p99, n, expected, s50, s99, failed = file_row
     print(f"\nThe same on one file (`file:`), {w} writers:\n")
     print("| writers | propagation p50 | p99 | peers' records seen | save p50 | save p99 | failed workers |")
