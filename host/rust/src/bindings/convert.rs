@@ -102,4 +102,42 @@ macro_rules! delegate_host_imports {
     };
 }
 
-pub(crate) use {both_ways, delegate_host_imports, enums, records};
+/// The `types` interface as 0.1.0 defined it, unchanged in every later version: both ways
+/// between an older version's module and the current one's, spelled once for every version.
+macro_rules! types_since_0_1 {
+    ($old:ident <=> $new:ident) => {
+        $crate::bindings::convert::both_ways!(enums, $old <=> $new:
+            Reason {
+                Auth, AuthPermanent, Billing, RateLimit, QuotaExhausted, Overloaded, ServerError, Timeout, Connection,
+                ContextOverflow, ModelNotFound, ContentFilter, BadRequest, Unknown,
+            }
+            TransportKind { Timeout, ConnectionRefused, Dns, Tls, Reset, Other }
+            FailureKind { Http, Transport }
+            CredentialState { Available, Suspect, CoolingDown, Dead, Missing }
+            ActionKind { Retry, Rotate, FallBack, Wait, GiveUp }
+        );
+        $crate::bindings::convert::both_ways!(records, $old <=> $new:
+            Header { name, value }
+            HttpResponse { status, headers, body }
+            TransportFailure { kind, message }
+            Failure { kind, response, transport }
+            Classified { reason, retryable, rotate_credential, fall_back, retry_after_ms, rule, message }
+            Route { provider, model, credential, position }
+            CredentialStatus { id, state, until_ms, last_reason, last_error }
+            ProviderStatus { provider, model, position, route_until_ms, credentials, summary }
+            NoRoute { message, earliest_ms, providers }
+            CallProgress { attempts, waited_ms, route_retries, left_positions }
+            FinalError { reason, message, retry_at_ms, providers }
+            Start { route, delay_ms, progress, rule, why }
+            Action { kind, route, delay_ms, fresh_connection, classified, progress, rule, why, error }
+            Request { path, method, headers, body }
+            Outbound {
+                route, url, method, headers, body, secret_header, secret_prefix, connect_timeout_ms, read_timeout_ms,
+                fresh_connection,
+            }
+            CredentialInfo { id, fingerprint }
+        );
+    };
+}
+
+pub(crate) use {both_ways, delegate_host_imports, enums, records, types_since_0_1};

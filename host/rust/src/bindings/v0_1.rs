@@ -3,7 +3,7 @@
 //! the host is written against: `Convert` turns each into the other here, and the 0.1.0 `host`
 //! imports convert and delegate to the current ones.
 
-use super::convert::{both_ways, delegate_host_imports, enums, records};
+use super::convert::{both_ways, delegate_host_imports, enums, records, types_since_0_1};
 use super::v0_3::exports::failover::policy::policy as p3;
 use super::v0_3::failover::policy::types as t3;
 use exports::failover::policy::policy as p1;
@@ -15,38 +15,7 @@ wasmtime::component::bindgen!({
     path: "../../tests/policies/v0.1.0/policy.wit",
 });
 
-both_ways!(enums, t1 <=> t3:
-    Reason {
-        Auth, AuthPermanent, Billing, RateLimit, QuotaExhausted, Overloaded, ServerError, Timeout, Connection,
-        ContextOverflow, ModelNotFound, ContentFilter, BadRequest, Unknown,
-    }
-    TransportKind { Timeout, ConnectionRefused, Dns, Tls, Reset, Other }
-    FailureKind { Http, Transport }
-    CredentialState { Available, Suspect, CoolingDown, Dead, Missing }
-    ActionKind { Retry, Rotate, FallBack, Wait, GiveUp }
-);
-
-both_ways!(records, t1 <=> t3:
-    Header { name, value }
-    HttpResponse { status, headers, body }
-    TransportFailure { kind, message }
-    Failure { kind, response, transport }
-    Classified { reason, retryable, rotate_credential, fall_back, retry_after_ms, rule, message }
-    Route { provider, model, credential, position }
-    CredentialStatus { id, state, until_ms, last_reason, last_error }
-    ProviderStatus { provider, model, position, route_until_ms, credentials, summary }
-    NoRoute { message, earliest_ms, providers }
-    CallProgress { attempts, waited_ms, route_retries, left_positions }
-    FinalError { reason, message, retry_at_ms, providers }
-    Start { route, delay_ms, progress, rule, why }
-    Action { kind, route, delay_ms, fresh_connection, classified, progress, rule, why, error }
-    Request { path, method, headers, body }
-    Outbound {
-        route, url, method, headers, body, secret_header, secret_prefix, connect_timeout_ms, read_timeout_ms,
-        fresh_connection,
-    }
-    CredentialInfo { id, fingerprint }
-);
+types_since_0_1!(t1 <=> t3);
 
 both_ways!(records, p1 <=> p3:
     ConfigError { field, message }
