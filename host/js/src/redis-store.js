@@ -121,44 +121,32 @@ export class RedisStore {
    */
   async fold(fold) {
     const P = this.#key;
-    return this.#op('fold', async (shared) => {
-      const c = shared.duplicate();
-      c.on('error', () => {}); // failures reach the commands' promises
-      try {
-        await c.connect();
-        await c.sendCommand(['WATCH', P, `${P}:folded`]);
-        // Read without MULTI: an EXEC here would end the WATCH.
-        const [raw, , entries] = await c.multi()
-          .addCommand(['GET', P]).addCommand(['GET', `${P}:folded`]).addCommand(['XRANGE', `${P}:log`, '-', '+']).execAsPipeline();
-        if (entries.length === 0) return false;
-        const states = entries.map(entryState);
-        const all = raw === null ? states : [raw, ...states];
-        const r = fold(all);
-        if (r.unreadable.some((u) => u.newer)) return false; // a newer policy's entries: it folds
-        const first = raw === null ? 0 : 1;
-        const lastId = entries.at(-1)[0];
-        const stamp = Date.now();
-        const m = c.multi();
-        // The fold's own keep-until (0 with no state): the base and mark live as long as it says.
-        const ttl = keyTtlMs(r.keepUntilMs, stamp, this.fleet.forgetAfterMs);
-        if (r.state !== undefined) m.addCommand(ttl === undefined ? ['SET', P, r.state] : ['SET', P, r.state, 'PX', String(ttl)]);
-        else m.addCommand(['DEL', P]);
-        m.addCommand(ttl === undefined ? ['SET', `${P}:folded`, lastId] : ['SET', `${P}:folded`, lastId, 'PX', String(ttl)]);
-        m.addCommand(['XTRIM', `${P}:log`, 'MINID', nextId(lastId)]);
-        const corrupt = r.unreadable.filter((u) => u.index >= first).map((u) => all[u.index]);
-        if (raw !== null && r.unreadable.some((u) => u.index === 0)) corrupt.unshift(raw);
-        if (corrupt.length > 0) m.addCommand(['SET', `${P}:corrupt-${stamp}`, corrupt.join('\n'), 'PX', String(ASIDE_TTL_MS)]);
-        try {
-          await m.exec();
-          return true;
-        } catch (e) {
-          if (e instanceof WatchError) return false;
-          throw e;
-        }
-      } finally {
-        c.destroy();
-      }
-    });
+    return this.#op('fold', (shared) => watched(shared, async (c) => {
+      await c.sendCommand(['WATCH', P, `${P}:folded`]);
+      // Read without MULTI: an EXEC here would end the WATCH.
+      const [raw, , entries] = await c.multi()
+        .addCommand(['GET', P]).addCommand(['GET', `${P}:folded`]).addCommand(['XRANGE', `${P}:log`, '-', '+']).execAsPipeline();
+      if (entries.length === 0) return false;
+      const states = entries.map(entryState);
+      const all = raw === null ? states : [raw, ...states];
+      const r = fold(all);
+      if (r.unreadable.some((u) => u.newer)) return false; // a newer policy's entries: it folds
+      const first = raw === null ? 0 : 1;
+      const lastId = entries.at(-1)[0];
+      const stamp = Date.now();
+      const m = c.multi();
+      // The fold's own keep-until (0 with no state): the base and mark live as long as it says.
+      const ttl = keyTtlMs(r.keepUntilMs, stamp, this.fleet.forgetAfterMs);
+      if (r.state !== undefined) m.addCommand(ttl === undefined ? ['SET', P, r.state] : ['SET', P, r.state, 'PX', String(ttl)]);
+      else m.addCommand(['DEL', P]);
+      m.addCommand(ttl === undefined ? ['SET', `${P}:folded`, lastId] : ['SET', `${P}:folded`, lastId, 'PX', String(ttl)]);
+      m.addCommand(['XTRIM', `${P}:log`, 'MINID', nextId(lastId)]);
+      const corrupt = r.unreadable.filter((u) => u.index >= first).map((u) => all[u.index]);
+      if (raw !== null && r.unreadable.some((u) => u.index === 0)) corrupt.unshift(raw);
+      if (corrupt.length > 0) m.addCommand(['SET', `${P}:corrupt-${stamp}`, corrupt.join('\n'), 'PX', String(ASIDE_TTL_MS)]);
+      await m.exec();
+      return true;
+    }));
   }
 
   /** Ends the connection (what was owed is flushed by store-sync.js before). */
@@ -172,22 +160,12 @@ export class RedisStore {
   async #setAsideBase(raw, why) {
     const P = this.#key;
     const aside = `${P}:corrupt-${Date.now()}`;
-    const moved = await this.#op('set aside', async (shared) => {
-      const c = shared.duplicate();
-      c.on('error', () => {});
-      try {
-        await c.connect();
-        await c.sendCommand(['WATCH', P]);
-        if (await c.sendCommand(['GET', P]) !== raw) return false;
-        await c.multi().addCommand(['SET', aside, raw, 'PX', String(ASIDE_TTL_MS)]).addCommand(['DEL', P]).exec();
-        return true;
-      } catch (e) {
-        if (e instanceof WatchError) return false;
-        throw e;
-      } finally {
-        c.destroy();
-      }
-    });
+    const moved = await this.#op('set aside', (shared) => watched(shared, async (c) => {
+      await c.sendCommand(['WATCH', P]);
+      if (await c.sendCommand(['GET', P]) !== raw) return false;
+      await c.multi().addCommand(['SET', aside, raw, 'PX', String(ASIDE_TTL_MS)]).addCommand(['DEL', P]).exec();
+      return true;
+    }));
     return moved ? `${this.where}: the base state could not be read (${why}); it was moved to ${aside}` : undefined;
   }
 
@@ -300,6 +278,24 @@ function nextId(id) {
  * Redis refuses a PX or PEXPIRE whose end would pass 2^63 ms (a u64 keep-until can be anything):
  * capped at 2^53 ms (about 285,000 years) a key is kept as good as forever with a TTL it accepts.
  */
+/**
+ * `fn(c)` for a WATCHed transaction on a connection of its own (another command's EXEC on the
+ * shared one would end the WATCH); false when another writer changed a watched key first.
+ */
+async function watched(shared, fn) {
+  const c = shared.duplicate();
+  c.on('error', () => {}); // failures reach the commands' promises
+  try {
+    await c.connect();
+    return await fn(c);
+  } catch (e) {
+    if (e instanceof WatchError) return false;
+    throw e;
+  } finally {
+    c.destroy();
+  }
+}
+
 const MAX_TTL_MS = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
