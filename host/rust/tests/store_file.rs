@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use failover_host::store::{FileStore, Fleet, FleetOptions, Saved, StoreError};
-use failover_host::{Clock, Host, Instance, Policy, VirtualClock};
+use failover_host::Instance;
 use support::workers::{cooling, now_ms, record_all, role, two_workers};
-use support::{credentials, status, NoNetwork, CONFIG, QUOTA};
+use support::{credentials, instance_at, status, CONFIG, QUOTA};
 
 mod support;
 
@@ -22,18 +22,9 @@ fn scratch(name: &str) -> Result<PathBuf> {
     Ok(dir.join("policy.json"))
 }
 
-fn instance(now_ms: u64) -> Result<Instance> {
-    let host = Host::new(NoNetwork).with_clock(Clock::Virtual(VirtualClock::new(now_ms))).with_seed(1);
-    Ok(Policy::load_default()?.instantiate(host)?)
-}
-
 #[test]
 fn worker() -> Result<()> {
-    match role().as_deref() {
-        Some("record") => support::workers::record(),
-        Some("caller") => support::workers::caller(),
-        _ => Ok(()),
-    }
+    support::workers::run_role()
 }
 
 #[test]
@@ -63,7 +54,7 @@ const DAY_MS: u64 = 24 * 3600 * 1000;
 
 /// One 429 quota on the primary's key at `at_ms`, saved through `fleet`.
 fn record_quota(fleet: &mut Fleet, at_ms: u64) -> Result<()> {
-    let mut inst = instance(at_ms)?;
+    let mut inst = instance_at(at_ms)?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
     let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
     inst.on_failure(&engine, &route, &status(429, QUOTA), None)?;
@@ -76,7 +67,7 @@ fn a_fold_forgets_records_not_seen_for_forget_after_but_never_a_running_cooldown
     let path = scratch("expiry")?;
     let options = FleetOptions { forget_after_ms: 7 * DAY_MS, ..FleetOptions::default() };
     let mut fleet = Fleet::new(FileStore::new(&path)).with_options(options);
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     fleet.load(&mut inst)?;
     // Ten days ago: a 1 h quota cooldown, long over, and nothing since.
     record_quota(&mut fleet, now_ms() - 10 * DAY_MS)?;
@@ -89,7 +80,7 @@ fn a_fold_forgets_records_not_seen_for_forget_after_but_never_a_running_cooldown
     assert_eq!(std::fs::read_to_string(stored.log_path())?, "", "the log was folded");
 
     // A cooldown still running is kept however old its error: a year-long quota reset.
-    let mut inst = instance(now_ms() - 10 * DAY_MS)?;
+    let mut inst = instance_at(now_ms() - 10 * DAY_MS)?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
     let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let far = now_ms() + 300 * DAY_MS;
@@ -113,7 +104,7 @@ fn corrupt_base_and_log_lines_are_set_aside_and_a_newer_base_is_refused_untouche
     let truncated = r#"{"schema": 2, "credentials": {"ali-1": {"cooldown_until"#;
     std::fs::write(&path, truncated)?;
     std::fs::write(store.log_path(), "not json at all\n")?;
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     let mut fleet = Fleet::new(store.clone());
     let loaded = fleet.load(&mut inst)?;
     let aside = loaded.set_aside.context("the corrupt base is reported")?;
@@ -151,7 +142,7 @@ fn a_held_fold_lock_bounds_an_append_and_the_delta_stays_owed_until_close() -> R
     held.lock()?;
     // Only the save is timed: making an instance takes seconds when the other tests' worker
     // processes share the cores, and is no part of the bound.
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
     let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
     inst.on_failure(&engine, &route, &status(429, QUOTA), None)?;
@@ -162,7 +153,7 @@ fn a_held_fold_lock_bounds_an_append_and_the_delta_stays_owed_until_close() -> R
     assert!(fleet.owes());
     held.unlock()?;
     fleet.close()?;
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     let state = failover_host::store::Store::from(store).load(&mut inst)?.state.context("stored")?;
     assert_eq!(cooling(&state, now_ms())?, vec!["ali-1".to_string()], "the close appended what was owed");
     Ok(())
@@ -174,7 +165,7 @@ fn after_a_failure_saves_pause_and_stay_owed_and_a_close_appends_them_whatever_t
     let store = FileStore::new(&path).with_lock_timeout(Duration::from_millis(50));
     let options = FleetOptions { retry: Duration::from_secs(600), ..FleetOptions::default() };
     let mut fleet = Fleet::new(store.clone()).with_options(options);
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     fleet.load(&mut inst)?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
     let quota_on_the_selected_route = |inst: &mut Instance| -> Result<()> {
@@ -208,7 +199,7 @@ fn a_save_owed_from_a_pause_goes_out_at_the_first_refresh_after_it() -> Result<(
     let store = FileStore::new(&path).with_lock_timeout(Duration::from_millis(50));
     let options = FleetOptions { retry: Duration::from_millis(100), refresh: Duration::ZERO, ..FleetOptions::default() };
     let mut fleet = Fleet::new(store.clone()).with_options(options);
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     fleet.load(&mut inst)?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
     let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -228,7 +219,7 @@ fn a_save_owed_from_a_pause_goes_out_at_the_first_refresh_after_it() -> Result<(
 
 /// Two state changes (a quota on each key, the second on the fallback), each saved through `fleet`.
 fn two_saves(fleet: &mut Fleet) -> Result<()> {
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
     for _ in 0..2 {
         let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -246,7 +237,7 @@ fn a_process_folds_past_fold_after_counting_its_own_appends_and_what_it_reads() 
     // A process that only writes: its own two appends pass the bound.
     let path = scratch("fold-own")?;
     let mut writer = Fleet::new(FileStore::new(&path)).with_options(few);
-    writer.load(&mut instance(now_ms())?)?;
+    writer.load(&mut instance_at(now_ms())?)?;
     two_saves(&mut writer)?;
     assert_eq!(writer.stats().folds, 1, "{:?}", writer.stats());
     assert_eq!(std::fs::read_to_string(FileStore::new(&path).log_path())?, "", "the log was folded");
@@ -257,11 +248,11 @@ fn a_process_folds_past_fold_after_counting_its_own_appends_and_what_it_reads() 
     // An empty log already there, so the reader's refresh reads on from it (none: it loads anew).
     std::fs::write(FileStore::new(&path).log_path(), "")?;
     let mut reader = Fleet::new(FileStore::new(&path)).with_options(few);
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     reader.load(&mut inst)?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
     let mut writer = Fleet::new(FileStore::new(&path)).with_options(many);
-    writer.load(&mut instance(now_ms())?)?;
+    writer.load(&mut instance_at(now_ms())?)?;
     two_saves(&mut writer)?;
     assert_eq!(writer.stats().folds, 0, "the writer's bound is not reached");
     assert!(matches!(reader.refresh(&mut inst, &engine)?, failover_host::store::Refreshed::Read { entries: 2 }));

@@ -9,25 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use failover_host::store::{Fleet, FleetOptions, RedisStore, Saved, Store, StoreError};
-use failover_host::{Clock, Host, Instance, Policy, VirtualClock};
 use support::redis::RedisServer;
 use support::workers::{cooling, now_ms, record_all, role, two_workers};
-use support::{credentials, status, NoNetwork, CONFIG, QUOTA};
+use support::{credentials, instance_at, status, CONFIG, QUOTA};
 
 mod support;
 
-fn instance(now_ms: u64) -> Result<Instance> {
-    let host = Host::new(NoNetwork).with_clock(Clock::Virtual(VirtualClock::new(now_ms))).with_seed(1);
-    Ok(Policy::load_default()?.instantiate(host)?)
-}
-
 #[test]
 fn worker() -> Result<()> {
-    match role().as_deref() {
-        Some("record") => support::workers::record(),
-        Some("caller") => support::workers::caller(),
-        _ => Ok(()),
-    }
+    support::workers::run_role()
 }
 
 #[test]
@@ -66,7 +56,7 @@ fn redis_down_costs_one_timeout_calls_go_on_and_the_first_save_after_catches_up(
     let mut server = RedisServer::start()?;
     let options = FleetOptions { retry: Duration::from_millis(500), ..FleetOptions::default() };
     let mut fleet = Fleet::new(RedisStore::new(&server.url(), "outage")?).with_options(options);
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     fleet.load(&mut inst)?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
 
@@ -100,7 +90,7 @@ const DAY_MS: u64 = 24 * 3600 * 1000;
 fn save_and_fold(server: &RedisServer, name: &str, forget_after_ms: u64, cooling_days: Option<u64>) -> Result<RedisStore> {
     let store = RedisStore::new(&server.url(), name)?;
     let mut fleet = Fleet::new(store.clone()).with_options(FleetOptions { forget_after_ms, ..FleetOptions::default() });
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     fleet.load(&mut inst)?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
     let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -133,7 +123,7 @@ fn keys_live_until_the_latest_cooldown_ends_at_least_forget_after_and_for_ever_w
         let store = save_and_fold(&server, name, forget_after_ms, cooling_days)?;
         let log = format!("{}:log", store.key());
         let mut fleet = Fleet::new(store.clone()).with_options(FleetOptions { forget_after_ms, ..FleetOptions::default() });
-        let mut inst = instance(now_ms())?;
+        let mut inst = instance_at(now_ms())?;
         let appended = pttl(&mut con, &log)?;
         fleet.fold(&mut inst)?.context("nobody else folds")?;
         let (base, mark) = (pttl(&mut con, store.key())?, pttl(&mut con, &format!("{}:folded", store.key()))?);
@@ -159,7 +149,7 @@ fn tls_with_an_acl_user_and_a_ca_file() -> Result<()> {
     };
     let url = format!("rediss://{}:{}@127.0.0.1:{}/0", tls.user, tls.password, server.port);
     let mut fleet = Fleet::new(RedisStore::with_ca_file(&url, "tls", &tls.ca_file)?);
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     fleet.load(&mut inst)?;
     let engine = inst.create_engine(CONFIG, None, &credentials())?;
     let route = inst.select(&engine)?.map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -188,7 +178,7 @@ fn corrupt_base_and_log_entries_are_set_aside_and_a_newer_base_is_refused_untouc
     let truncated = r#"{"schema": 2, "credentials": {"ali-1": {"cooldown_until"#;
     redis::cmd("SET").arg(store.key()).arg(truncated).exec(&mut con)?;
     redis::cmd("XADD").arg(format!("{}:log", store.key())).arg("*").arg("state").arg("not json").exec(&mut con)?;
-    let mut inst = instance(now_ms())?;
+    let mut inst = instance_at(now_ms())?;
     let mut fleet = Fleet::new(store.clone());
     let loaded = fleet.load(&mut inst)?;
     let aside = loaded.set_aside.context("the corrupt base is reported")?;

@@ -37,6 +37,12 @@ pub fn credentials() -> Vec<CredentialInfo> {
 }
 
 /// A host on a virtual clock that stands still, so snapshots compare equal across instances.
+/// An instance of the default policy on a virtual clock at `now_ms`, sending nothing.
+pub fn instance_at(now_ms: u64) -> anyhow::Result<failover_host::Instance> {
+    let host = Host::new(NoNetwork).with_clock(Clock::Virtual(VirtualClock::new(now_ms))).with_seed(1);
+    Ok(failover_host::Policy::load_default()?.instantiate(host)?)
+}
+
 pub fn host() -> Host {
     Host::new(NoNetwork).with_clock(Clock::Virtual(VirtualClock::new(1_795_528_800_000))).with_seed(1)
 }

@@ -47,6 +47,16 @@ pub fn spawn(test: &str, role: &str, env: &[(&str, String)]) -> Result<Child> {
     Ok(cmd.spawn()?)
 }
 
+/// The body of a store test binary's `worker` test: what this process was spawned as, if
+/// anything (`record` or `caller`); a plain test run does nothing.
+pub fn run_role() -> Result<()> {
+    match role().as_deref() {
+        Some("record") => record(),
+        Some("caller") => caller(),
+        _ => Ok(()),
+    }
+}
+
 pub fn role() -> Option<String> {
     std::env::var("FLEET_CHILD").ok()
 }
